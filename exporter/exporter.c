@@ -1,0 +1,260 @@
+/*
+ * The exporter thread: the only consumer of the sample ring. It wakes every
+ * DRAIN_MS (sooner when the ring fills), moves samples into the aggregation
+ * table, and at each interval's end (or on a flush request from exit/exec)
+ * symbolizes, encodes, compresses and writes one profile per type.
+ *
+ * Locking: `mu` guards the request/acknowledge counters only; it is a leaf
+ * lock, never held while working. The thread runs with every signal blocked
+ * and its reentrancy guard held, so nothing it does is sampled or recursed into.
+ */
+#include "exporter.h"
+#include "internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DRAIN_MS 100
+#define DRAIN_FAST_MS 20
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t wake, done;  /* CLOCK_MONOTONIC */
+	unsigned long requested, completed;
+	int final_requested, running;
+	/* exporter thread only */
+	struct lp_table *cpu;
+	struct lp_symbolizer *sym;
+	struct lp_maps maps;
+	char dir[LP_PATH_MAX];
+	int dir_state;              /* 0 unknown, 1 chosen, -1 unusable */
+	unsigned seq_cpu;
+	uint64_t interval_start_mono, interval_start_real;
+	uint64_t n_written, n_failed;
+} ex;
+
+static void init_sync(void)
+{
+	pthread_condattr_t ca;
+	pthread_mutex_init(&ex.mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&ex.wake, &ca);
+	pthread_cond_init(&ex.done, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+static void drain(uint64_t cutoff_ns)
+{
+	struct lp_sample *s;
+	while ((s = lp_ring_peek()) && s->time_ns < cutoff_ns) {
+		int64_t values[2] = { s->weight, s->weight * lp.period_ns };
+		if (lp_table_add(ex.cpu, s->pcs, s->depth, s->truncated, &s->labels, values, 2) < 0) {
+			/* counted by the table */
+		}
+		lp_ring_pop();
+	}
+}
+
+static void refresh_maps(void)
+{
+	struct lp_maps fresh;
+	if (lp_maps_read(&fresh, &ex.maps, lp.exe_path) < 0)
+		return;
+	if (fresh.digest != ex.maps.digest)
+		lp_sym_clear(ex.sym);   /* a library came or went: addresses changed meaning */
+	lp_maps_free(&ex.maps);
+	ex.maps = fresh;
+}
+
+static int ensure_dir(void)
+{
+	if (ex.dir_state == 0)
+		ex.dir_state = lp_sink_choose_dir(lp.cfg.opt_output_dir, ex.dir, sizeof(ex.dir)) == 0
+				       ? 1 : -1;
+	return ex.dir_state > 0 ? 0 : -ENOENT;
+}
+
+static void write_cpu_profile(uint64_t end_mono)
+{
+	uint64_t ring_drops = lp_ring_take_dropped();
+	uint64_t loader = atomic_exchange(&lp.n_dropped[LP_DROP_LOADER], 0);
+	uint64_t busy = atomic_exchange(&lp.n_dropped[LP_DROP_BUSY], 0);
+	uint64_t slots = atomic_exchange(&lp.n_dropped[LP_DROP_NO_THREAD_SLOT], 0);
+	uint64_t table = lp_table_dropped(ex.cpu);
+	if (lp_table_count(ex.cpu) == 0 && !ring_drops && !table)
+		return;             /* nothing happened: no file */
+	char comment[256];
+	lp_fmt(comment, sizeof(comment),
+	       "libprof " LP_VERSION ": dropped samples: %llu ring full, %llu stack table full, "
+	       "%llu in dynamic loader, %llu reentrant, %llu thread limit",
+	       (unsigned long long)ring_drops, (unsigned long long)table,
+	       (unsigned long long)loader, (unsigned long long)busy, (unsigned long long)slots);
+	struct lp_profile_desc d = {
+		.n_types = 2,
+		.types = { { "samples", "count" }, { "cpu", "nanoseconds" } },
+		.period_type = { "cpu", "nanoseconds" },
+		.period = lp.period_ns,
+		.time_nanos = (int64_t)ex.interval_start_real,
+		.duration_nanos = (int64_t)(end_mono - ex.interval_start_mono),
+		.default_type = "cpu",
+		.comments = { comment },
+		.n_comments = 1,
+	};
+	uint8_t *raw = NULL, *gz = NULL;
+	size_t raw_len, gz_len;
+	uint64_t t0 = lp_now_ns(CLOCK_THREAD_CPUTIME_ID);
+	refresh_maps();
+	uint64_t t1 = lp_now_ns(CLOCK_THREAD_CPUTIME_ID);
+	int rc = lp_pprof_encode(ex.cpu, &d, &ex.maps, ex.sym, &raw, &raw_len);
+	uint64_t t2 = lp_now_ns(CLOCK_THREAD_CPUTIME_ID);
+	if (rc == 0)
+		rc = lp_gzip(raw, raw_len, &gz, &gz_len);
+	uint64_t t3 = lp_now_ns(CLOCK_THREAD_CPUTIME_ID);
+	lp_log(LP_LOG_DEBUG, "profile cost: maps %llu us, encode+symbolize %llu us, gzip %llu us",
+	       (unsigned long long)(t1 - t0) / 1000, (unsigned long long)(t2 - t1) / 1000,
+	       (unsigned long long)(t3 - t2) / 1000);
+	if (rc == 0)
+		rc = ensure_dir();
+	if (rc == 0)
+		rc = lp_sink_write(ex.dir, lp.service, lp.pid, "cpu", &ex.seq_cpu, gz, gz_len);
+	if (rc == 0) {
+		ex.n_written++;
+		lp_log(LP_LOG_DEBUG, "wrote %s/%s.%d.cpu.%06u.pb.gz (%zu stacks)", ex.dir,
+		       lp.service, (int)lp.pid, ex.seq_cpu - 1, lp_table_count(ex.cpu));
+	} else if (ex.n_failed++ == 0 || lp.cfg.opt_log == LP_LOG_DEBUG) {
+		lp_log(LP_LOG_WARN, "could not write a cpu profile (%s); it is lost, and later failures are logged at debug level",
+		       strerror(-rc));
+	}
+	free(raw);
+	free(gz);
+	lp_table_reset(ex.cpu);
+}
+
+static void end_interval(uint64_t end_mono)
+{
+	write_cpu_profile(end_mono);
+	ex.interval_start_real += end_mono - ex.interval_start_mono;
+	ex.interval_start_mono = end_mono;
+}
+
+static struct timespec deadline_in(uint64_t ns)
+{
+	uint64_t t = lp_now_ns(CLOCK_MONOTONIC) + ns;
+	struct timespec ts = { (time_t)(t / 1000000000u), (long)(t % 1000000000u) };
+	return ts;
+}
+
+static void log_own_cpu(void)
+{
+	uint64_t cpu_ns = lp_now_ns(CLOCK_THREAD_CPUTIME_ID);
+	lp_log(LP_LOG_INFO, "exporter thread: %llu us CPU, %llu profiles written",
+	       (unsigned long long)(cpu_ns / 1000), (unsigned long long)ex.n_written);
+}
+
+static void *exporter_main(void *arg)
+{
+	(void)arg;
+	lp_guard_enter();
+	pthread_setname_np(pthread_self(), "libprof");
+	uint64_t next_end = ex.interval_start_mono + (uint64_t)lp.cfg.opt_interval_ns;
+	for (;;) {
+		unsigned drain_ms = lp_ring_fill_percent() > 25 ? DRAIN_FAST_MS : DRAIN_MS;
+		struct timespec until = deadline_in((uint64_t)drain_ms * 1000000u);
+		pthread_mutex_lock(&ex.mu);
+		while (ex.requested == ex.completed &&
+		       pthread_cond_timedwait(&ex.wake, &ex.mu, &until) != ETIMEDOUT)
+			;
+		unsigned long want = ex.requested;
+		int final = ex.final_requested;
+		pthread_mutex_unlock(&ex.mu);
+
+		uint64_t now = lp_now_ns(CLOCK_MONOTONIC);
+		while (now >= next_end) {   /* an interval (or more) has ended */
+			drain(next_end);
+			end_interval(next_end);
+			next_end += (uint64_t)lp.cfg.opt_interval_ns;
+		}
+		drain(now);
+		if (want != ex.completed) {
+			drain(UINT64_MAX);
+			end_interval(now);
+			if (final)
+				log_own_cpu();
+			pthread_mutex_lock(&ex.mu);
+			ex.completed = want;
+			if (final)
+				ex.running = 0;
+			pthread_cond_broadcast(&ex.done);
+			pthread_mutex_unlock(&ex.mu);
+			if (final)
+				return NULL;
+		}
+	}
+}
+
+static int start_thread(void)
+{
+	pthread_t tid;
+	pthread_attr_t attr;
+	sigset_t all, old;
+	ex.cpu = lp_table_new((size_t)lp.cfg.opt_max_stacks);
+	ex.sym = lp_sym_new(65536);
+	if (!ex.cpu || !ex.sym)
+		return -ENOMEM;
+	ex.interval_start_mono = lp_now_ns(CLOCK_MONOTONIC);
+	ex.interval_start_real = lp_now_ns(CLOCK_REALTIME);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int rc = pthread_create(&tid, &attr, exporter_main, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (rc != 0)
+		return -rc;
+	ex.running = 1;
+	return 0;
+}
+
+int lp_exporter_start(void)
+{
+	init_sync();
+	return start_thread();
+}
+
+void lp_exporter_flush(int final, int timeout_ms)
+{
+	pthread_mutex_lock(&ex.mu);
+	if (!ex.running) {
+		pthread_mutex_unlock(&ex.mu);
+		return;
+	}
+	unsigned long mine = ++ex.requested;
+	ex.final_requested |= final;
+	pthread_cond_signal(&ex.wake);
+	struct timespec until = deadline_in((uint64_t)timeout_ms * 1000000u);
+	while (ex.completed < mine &&
+	       pthread_cond_timedwait(&ex.done, &ex.mu, &until) != ETIMEDOUT)
+		;
+	if (ex.completed < mine)
+		lp_log(LP_LOG_WARN, "the final profile was not written within %d ms", timeout_ms);
+	pthread_mutex_unlock(&ex.mu);
+}
+
+void lp_exporter_after_fork(void)
+{
+	/* The parent's thread does not exist here, and its tables, symbolizer and
+	 * locks may be mid-update: abandon them (copy-on-write pages, never touched
+	 * again) and start clean. */
+	memset(&ex, 0, sizeof(ex));
+	init_sync();
+	if (start_thread() < 0)
+		lp_log(LP_LOG_WARN, "forked child %d: could not start the exporter thread; not profiling it",
+		       (int)lp.pid);
+}

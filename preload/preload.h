@@ -1,0 +1,185 @@
+/*
+ * preload/ API: configuration, process state, the raw logger, the sample ring and
+ * the per-thread sampling state. Everything that records (wrappers/, the signal
+ * handler) and the exporter thread meet here; nothing here reaches into exporter/.
+ */
+#ifndef LP_PRELOAD_H
+#define LP_PRELOAD_H
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include <ucontext.h>
+
+#define LP_EXPORT __attribute__((visibility("default")))
+#define LP_TLS __thread __attribute__((tls_model("initial-exec")))
+#define LP_MUST_CHECK __attribute__((warn_unused_result))
+#define LP_VERSION "0.1.0"
+
+/* ---- configuration (config.c) ------------------------------------------ */
+
+enum lp_log_level { LP_LOG_DEBUG, LP_LOG_INFO, LP_LOG_WARN, LP_LOG_OFF };
+
+#define LP_PATH_MAX 4096
+#define LP_NAME_MAX 128
+
+struct lp_config {
+	int opt_enable;             /* LIBPROF_ENABLE and OTEL_SDK_DISABLED */
+	int opt_cpu_hz;             /* 0 = CPU profiling off */
+	int opt_cpu_signal;
+	int opt_max_depth;
+	int64_t opt_interval_ns;
+	int opt_follow_exec;
+	int opt_ring_slots;         /* power of two */
+	int opt_max_stacks;         /* aggregation table cap per interval */
+	enum lp_log_level opt_log;
+	char opt_output_dir[LP_PATH_MAX]; /* "" = default directory */
+	char opt_service[LP_NAME_MAX];    /* OTEL_SERVICE_NAME, "" = program name */
+};
+
+/*
+ * Fills cfg from envp (a NULL-terminated "NAME=value" array). Every bad value or
+ * unknown LIBPROF_* name produces exactly one line passed to warn (without the
+ * trailing newline); the default is used. Never fails. Not async-signal-safe.
+ */
+void lp_config_load(struct lp_config *cfg, char *const *envp,
+		    void (*warn)(const char *line));
+
+/* The names of every variable libprof reads, NULL-terminated (for docs/tests). */
+extern const char *const lp_config_names[];
+
+/* ---- logging (log.c) ----------------------------------------------------- */
+
+/*
+ * Formats into a stack buffer and write(2)s one line to stderr, prefixed
+ * "libprof: ". Supports %s %d %i %u %ld %lu %lld %llu %zu %x %lx %p %c %%.
+ * No malloc, no stdio: async-signal-safe.
+ */
+void lp_log(enum lp_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void lp_logv(enum lp_log_level level, const char *fmt, va_list ap);
+/* Same formatter into buf (always NUL-terminated). Returns the length. Async-signal-safe. */
+size_t lp_fmt(char *buf, size_t size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+size_t lp_vfmt(char *buf, size_t size, const char *fmt, va_list ap);
+
+/* ---- the sample ring (ring.c) ------------------------------------------- */
+
+enum lp_sample_kind { LP_SAMPLE_CPU = 0 };
+
+#define LP_MAX_DEPTH_LIMIT 512
+
+struct lp_labels {
+	uint8_t trace_id[16];       /* all zero = no trace context */
+	uint8_t span_id[8];
+};
+
+/* One raw sample as the recorder wrote it. pcs[0] is the leaf. */
+struct lp_sample {
+	uint64_t time_ns;           /* CLOCK_MONOTONIC */
+	int64_t weight;             /* timer expirations (1 + overrun) for CPU */
+	uint16_t kind;
+	uint16_t depth;
+	uint16_t truncated;
+	uint16_t pad;
+	struct lp_labels labels;
+	uint64_t pcs[];
+};
+
+/*
+ * Multi-producer, single-consumer bounded ring of fixed-size slots (Vyukov's
+ * sequence-numbered cells). Producers never block: when full, the sample is
+ * dropped and counted. Created once at load; reset in a forked child.
+ */
+int lp_ring_init(unsigned n_slots, unsigned max_depth) LP_MUST_CHECK;
+/* Reserve a slot; returns NULL when full (drop counted). Async-signal-safe. */
+struct lp_sample *lp_ring_reserve(void);
+/* Publish a reserved slot. Async-signal-safe. */
+void lp_ring_commit(struct lp_sample *s);
+/* Consumer: the oldest published sample, or NULL. Exporter thread only. */
+struct lp_sample *lp_ring_peek(void);
+/* Consumer: release the sample returned by lp_ring_peek. */
+void lp_ring_pop(void);
+/* Fraction of slots in use, 0..100. */
+unsigned lp_ring_fill_percent(void);
+/* Forget everything (forked child: producers of the parent are gone). */
+void lp_ring_reset(void);
+/* Reads and zeroes the drop counter. */
+uint64_t lp_ring_take_dropped(void);
+
+/* ---- process and thread state (init.c, sampler.c) ----------------------- */
+
+enum lp_drop_reason {
+	LP_DROP_LOADER,             /* thread was inside the dynamic loader */
+	LP_DROP_BUSY,               /* thread was inside libprof (unwinder, ...) */
+	LP_DROP_NO_THREAD_SLOT,     /* more live threads than timer slots */
+	LP_DROP_REASONS
+};
+
+struct lp_process {
+	struct lp_config cfg;
+	pid_t pid;
+	char exe_path[LP_PATH_MAX];
+	char service[LP_NAME_MAX];
+	atomic_int initialized;
+	atomic_int cpu_active;      /* timers are armed and the handler records */
+	atomic_int stopping;        /* final profile written or being written */
+	_Atomic uint64_t n_dropped[LP_DROP_REASONS];
+	_Atomic uint64_t n_truncated;
+	int64_t period_ns;          /* 1e9 / cpu_hz */
+	struct timespec start_real; /* process start (for the first interval) */
+};
+
+extern struct lp_process lp;
+
+/* Per-thread state in initial-exec TLS; read by the signal handler. */
+struct lp_thread {
+	int timer_slot;             /* index into the timer registry, -1 = none */
+	int in_loader;              /* dlclose/dl_iterate_phdr depth */
+	int guard;                  /* reentrancy: inside libprof code */
+	uintptr_t dlopen_sp;        /* stack pointer at dlopen entry (see dl.c) */
+	uintptr_t stack_lo, stack_hi; /* this thread's stack, 0 = unknown */
+	struct lp_labels labels;    /* current trace context */
+};
+
+extern LP_TLS struct lp_thread lp_self;
+
+/* Reentrancy guard for anything that may allocate or lock. Async-signal-safe. */
+static inline void lp_guard_enter(void) { lp_self.guard++; }
+static inline void lp_guard_exit(void) { lp_self.guard--; }
+
+/* Initialise libprof once (constructor, or first wrapper called earlier). */
+void lp_init(void);
+/* Stop sampling and write the final profile (exit, exec). Bounded wait. */
+void lp_finish(int for_exec);
+/* Resume after a failed exec. */
+void lp_resume_after_exec(void);
+
+/* sampler.c: the CPU-time timers and the signal handler. */
+int lp_sampler_install(void) LP_MUST_CHECK;   /* handler; once at init */
+void lp_sampler_thread_start(void);           /* arm this thread's timer */
+void lp_sampler_thread_stop(void);            /* delete this thread's timer */
+void lp_sampler_stop_all(void);               /* delete every timer */
+void lp_sampler_after_fork(void);             /* child: forget parent timers */
+/* Drain a pending profiler signal of this thread (before exec). */
+void lp_sampler_drain_pending(void);
+/* The program asked for a real handler on our signal: hand it over. */
+void lp_sampler_yield_signal(void);
+/* Record the program's view of our signal's disposition (wrappers/signal.c). */
+int lp_sampler_owns_signal(int sig);
+
+/* Stack bounds of the calling thread into lp_self (not async-signal-safe). */
+void lp_thread_learn_stack(void);
+
+/* Monotonic and real time in ns. Async-signal-safe. */
+static inline uint64_t lp_now_ns(clockid_t clk)
+{
+	struct timespec ts;
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+#endif

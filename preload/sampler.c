@@ -1,0 +1,198 @@
+/*
+ * CPU sampling: one CLOCK_THREAD_CPUTIME_ID timer per thread, delivering the
+ * profiler signal to that thread (SIGEV_THREAD_ID), and the signal handler.
+ *
+ * This is the signal-context file: the handler and everything it calls are
+ * async-signal-safe (atomics, TLS, the preallocated ring, the unwinder).
+ *
+ * Timers live in a fixed registry of slots so that they can be deleted exactly
+ * once from any thread (thread exit, or the program taking the signal over):
+ * whoever exchanges a slot to empty deletes its timer.
+ */
+#include "preload.h"
+#include "../unwinder/unwinder.h"
+#include "../wrappers/wrappers.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define MAX_TIMERS 8192
+#define TIMER_COOKIE 0x6c70726f    /* si_value of our timers: "lpro" */
+
+static _Atomic uintptr_t timers[MAX_TIMERS];   /* kernel timer id + 1; 0 = free */
+static _Atomic unsigned timer_hint;
+static uintptr_t loader_lo, loader_hi;          /* the dynamic loader's mapping */
+
+/* Async-signal-safe. */
+static void drop(enum lp_drop_reason why)
+{
+	atomic_fetch_add_explicit(&lp.n_dropped[why], 1, memory_order_relaxed);
+}
+
+/* The profiler signal handler. Async-signal-safe; keeps errno. */
+static void on_signal(int sig, siginfo_t *si, void *ucv)
+{
+	const ucontext_t *uc = ucv;
+	int saved = errno;
+	(void)sig;
+	if (si->si_code != SI_TIMER || si->si_value.sival_int != TIMER_COOKIE ||
+	    !atomic_load_explicit(&lp.cpu_active, memory_order_relaxed))
+		goto out;
+	uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+	if (lp_self.guard) {
+		drop(LP_DROP_BUSY);
+		goto out;
+	}
+	if (lp_self.in_loader || (pc >= loader_lo && pc < loader_hi)) {
+		drop(LP_DROP_LOADER);
+		goto out;
+	}
+	struct lp_sample *s = lp_ring_reserve();
+	if (!s)
+		goto out;           /* counted by the ring */
+	lp_guard_enter();
+	int truncated;
+	s->time_ns = lp_now_ns(CLOCK_MONOTONIC);
+	s->kind = LP_SAMPLE_CPU;
+	s->weight = 1 + (si->si_overrun > 0 ? si->si_overrun : 0);
+	s->labels = lp_self.labels;
+	s->depth = (uint16_t)lp_unwind_capture(uc, lp_self.stack_lo, lp_self.stack_hi, s->pcs,
+					       lp.cfg.opt_max_depth, &truncated);
+	s->truncated = (uint16_t)truncated;
+	if (truncated)
+		atomic_fetch_add_explicit(&lp.n_truncated, 1, memory_order_relaxed);
+	lp_guard_exit();
+	lp_ring_commit(s);
+out:
+	errno = saved;
+}
+
+/* The dynamic loader is the program's interpreter, mapped at AT_BASE. */
+static void find_loader(void)
+{
+	struct dl_find_object fo;
+	void *base = (void *)getauxval(AT_BASE);
+	if (base && _dl_find_object(base, &fo) == 0) {
+		loader_lo = (uintptr_t)fo.dlfo_map_start;
+		loader_hi = (uintptr_t)fo.dlfo_map_end;
+	}
+}
+
+int lp_sampler_install(void)
+{
+	struct sigaction sa, old;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_signal;
+	sa.sa_flags = SA_RESTART | SA_SIGINFO;
+	sigfillset(&sa.sa_mask);    /* nothing interrupts the handler */
+	find_loader();
+	if (lp_real_sigaction(lp.cfg.opt_cpu_signal, &sa, &old) < 0)
+		return -errno;
+	if ((old.sa_flags & SA_SIGINFO) || (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN)) {
+		/* Someone (a library loaded before us) already handles it: leave it be. */
+		lp_real_sigaction(lp.cfg.opt_cpu_signal, &old, NULL);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+static pid_t my_tid(void)
+{
+	return (pid_t)syscall(SYS_gettid);
+}
+
+void lp_sampler_thread_start(void)
+{
+	if (!atomic_load(&lp.cpu_active) || lp_self.timer_slot >= 0)
+		return;
+	struct sigevent sev;
+	timer_t timer;
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_THREAD_ID;
+	sev.sigev_signo = lp.cfg.opt_cpu_signal;
+	sev.sigev_value.sival_int = TIMER_COOKIE;
+	sev._sigev_un._tid = my_tid();
+	if (timer_create(CLOCK_THREAD_CPUTIME_ID, &sev, &timer) < 0) {
+		lp_log(LP_LOG_DEBUG, "timer_create failed for thread %d: errno %d", (int)my_tid(), errno);
+		return;
+	}
+	unsigned start = atomic_fetch_add(&timer_hint, 1);
+	for (unsigned i = 0; i < MAX_TIMERS; i++) {
+		unsigned slot = (start + i) % MAX_TIMERS;
+		uintptr_t empty = 0;
+		if (atomic_compare_exchange_strong(&timers[slot], &empty, (uintptr_t)timer + 1)) {
+			struct itimerspec its;
+			its.it_interval.tv_sec = lp.period_ns / 1000000000;
+			its.it_interval.tv_nsec = lp.period_ns % 1000000000;
+			its.it_value = its.it_interval;
+			lp_self.timer_slot = (int)slot;
+			timer_settime(timer, 0, &its, NULL);
+			return;
+		}
+	}
+	timer_delete(timer);
+	drop(LP_DROP_NO_THREAD_SLOT);
+}
+
+static void delete_slot(int slot)
+{
+	uintptr_t v = atomic_exchange(&timers[slot], 0);
+	if (v)
+		timer_delete((timer_t)(v - 1));
+}
+
+void lp_sampler_thread_stop(void)
+{
+	if (lp_self.timer_slot >= 0)
+		delete_slot(lp_self.timer_slot);
+	lp_self.timer_slot = -1;
+}
+
+void lp_sampler_stop_all(void)
+{
+	atomic_store(&lp.cpu_active, 0);
+	for (int i = 0; i < MAX_TIMERS; i++)
+		if (atomic_load_explicit(&timers[i], memory_order_relaxed))
+			delete_slot(i);
+}
+
+void lp_sampler_after_fork(void)
+{
+	/* POSIX timers are not inherited: the slots name the parent's timers. */
+	for (int i = 0; i < MAX_TIMERS; i++)
+		atomic_store_explicit(&timers[i], 0, memory_order_relaxed);
+	lp_self.timer_slot = -1;
+	lp_unwind_after_fork();
+	lp_sampler_thread_start();
+}
+
+void lp_sampler_drain_pending(void)
+{
+	sigset_t set, old;
+	struct timespec zero = { 0, 0 };
+	sigemptyset(&set);
+	sigaddset(&set, lp.cfg.opt_cpu_signal);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	while (sigtimedwait(&set, NULL, &zero) > 0)
+		;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+void lp_sampler_yield_signal(void)
+{
+	if (!atomic_load(&lp.cpu_active))
+		return;
+	lp_sampler_stop_all();
+	lp_log(LP_LOG_WARN, "the program installs its own handler for signal %d; CPU profiling stops "
+	       "(set LIBPROF_CPU_SIGNAL to use another signal)", lp.cfg.opt_cpu_signal);
+}
+
+int lp_sampler_owns_signal(int sig)
+{
+	return lp.cfg.opt_cpu_hz > 0 && sig == lp.cfg.opt_cpu_signal && atomic_load(&lp.initialized);
+}

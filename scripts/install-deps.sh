@@ -1,0 +1,40 @@
+#!/bin/sh
+# Installs the Debian packages libprof needs, only those missing. Idempotent.
+# Usage: scripts/install-deps.sh [build|test|bench|all]   (default: build)
+set -eu
+
+build="gcc make pkg-config libc6-dev libunwind-dev libprotobuf-c-dev protobuf-c-compiler
+       zlib1g-dev libcurl4-openssl-dev libdw-dev libelf-dev"
+test="libcmocka-dev golang-go protobuf-compiler python3 sqlite3 gzip coreutils"
+bench="google-perftools libgoogle-perftools-dev heaptrack"
+
+case "${1:-build}" in
+  build) want="$build" ;;
+  demo)  want="$build golang-go" ;;
+  test)  want="$build $test" ;;
+  bench) want="$build $test $bench" ;;
+  all)   want="$build $test $bench" ;;
+  *) echo "usage: $0 [build|demo|test|bench|all]" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $p"
+  fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "install-deps: installing:$missing" >&2
+if [ "$(id -u)" -eq 0 ]; then
+  sudo=""
+elif command -v sudo >/dev/null 2>&1; then
+  sudo="sudo"
+else
+  echo "install-deps: missing packages:$missing (run as root to install them)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null

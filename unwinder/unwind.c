@@ -1,0 +1,305 @@
+/*
+ * Stack capture from a signal's ucontext, with libunwind's DWARF stepper driven
+ * through an address space of our own (unw_create_addr_space):
+ *
+ *  - unwind tables are found with glibc's _dl_find_object, which glibc documents
+ *    as async-signal-safe and lock-free, so the handler never calls
+ *    dl_iterate_phdr and never waits on the loader's lock;
+ *  - memory is read directly only inside the thread's own stack or a loaded
+ *    object; anything else goes through process_vm_readv, which fails cleanly
+ *    on a bad address, so a corrupt stack ends the walk instead of faulting;
+ *  - libunwind's own local accessors are never used: they validate addresses
+ *    with a pipe kept open in the program, which a program that closes or reuses
+ *    its descriptors would then see read from and written to.
+ *
+ * Every function in this file is async-signal-safe except lp_unwind_init.
+ */
+#include "unwinder.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <libunwind.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+/* libunwind exports this but declares it only in its private headers. */
+extern int _Ux86_64_dwarf_search_unwind_table(unw_addr_space_t as, unw_word_t ip,
+					      unw_dyn_info_t *di, unw_proc_info_t *pi,
+					      int need_unwind_info, void *arg);
+
+#define N_OBJECTS 8
+
+struct walk {
+	const ucontext_t *uc;
+	uintptr_t stack_lo, stack_hi;
+	uintptr_t obj_lo[N_OBJECTS], obj_hi[N_OBJECTS];
+	int n_obj;
+	pid_t pid;
+};
+
+static unw_addr_space_t addr_space;
+static pid_t self_pid;
+
+/* DWARF pointer encodings used by .eh_frame_hdr. */
+enum { PE_ABSPTR = 0x00, PE_UDATA4 = 0x03, PE_SDATA4 = 0x0b, PE_UDATA8 = 0x04,
+       PE_SDATA8 = 0x0c, PE_PCREL = 0x10, PE_DATAREL = 0x30, PE_OMIT = 0xff };
+
+/* Reads one encoded value at *p (absptr, (s|u)data4/8, pcrel or datarel). */
+static int read_encoded(const unsigned char **p, unsigned char enc, uintptr_t hdr,
+			uint64_t *out)
+{
+	const unsigned char *q = *p;
+	int64_t v;
+	switch (enc & 0x0f) {
+	case PE_ABSPTR:
+	case PE_UDATA8:
+	case PE_SDATA8: {
+		uint64_t u;
+		memcpy(&u, q, 8);
+		v = (int64_t)u;
+		q += 8;
+		break;
+	}
+	case PE_UDATA4: {
+		uint32_t u;
+		memcpy(&u, q, 4);
+		v = u;
+		q += 4;
+		break;
+	}
+	case PE_SDATA4: {
+		int32_t s;
+		memcpy(&s, q, 4);
+		v = s;
+		q += 4;
+		break;
+	}
+	default:
+		return -1;
+	}
+	switch (enc & 0x70) {
+	case 0:
+		break;
+	case PE_PCREL:
+		v += (int64_t)(uintptr_t)*p;
+		break;
+	case PE_DATAREL:
+		v += (int64_t)hdr;
+		break;
+	default:
+		return -1;
+	}
+	*p = q;
+	*out = (uint64_t)v;
+	return 0;
+}
+
+static void remember_object(struct walk *w, uintptr_t lo, uintptr_t hi)
+{
+	for (int i = 0; i < w->n_obj; i++)
+		if (w->obj_lo[i] == lo)
+			return;
+	int slot = w->n_obj < N_OBJECTS ? w->n_obj++ : (int)(lo >> 12) % N_OBJECTS;
+	w->obj_lo[slot] = lo;
+	w->obj_hi[slot] = hi;
+}
+
+static int find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t *pi,
+			  int need_unwind_info, void *arg)
+{
+	struct walk *w = arg;
+	struct dl_find_object fo;
+	if (_dl_find_object((void *)ip, &fo) != 0 || !fo.dlfo_eh_frame)
+		return -UNW_ENOINFO;
+	remember_object(w, (uintptr_t)fo.dlfo_map_start, (uintptr_t)fo.dlfo_map_end);
+
+	const unsigned char *hdr = fo.dlfo_eh_frame, *p = hdr + 4;
+	uint64_t eh_frame, fde_count;
+	if (hdr[0] != 1 || hdr[3] != (PE_DATAREL | PE_SDATA4) || hdr[2] == PE_OMIT)
+		return -UNW_ENOINFO;
+	if (read_encoded(&p, hdr[1], (uintptr_t)hdr, &eh_frame) < 0 ||
+	    read_encoded(&p, hdr[2], (uintptr_t)hdr, &fde_count) < 0)
+		return -UNW_ENOINFO;
+
+	unw_dyn_info_t di;
+	memset(&di, 0, sizeof(di));
+	di.format = UNW_INFO_FORMAT_REMOTE_TABLE;
+	di.start_ip = (unw_word_t)fo.dlfo_map_start;
+	di.end_ip = (unw_word_t)fo.dlfo_map_end;
+	di.u.rti.segbase = (unw_word_t)hdr;
+	di.u.rti.table_data = (unw_word_t)p;
+	di.u.rti.table_len = fde_count * 8 / sizeof(unw_word_t);
+	return _Ux86_64_dwarf_search_unwind_table(as, ip, &di, pi, need_unwind_info, arg);
+}
+
+static void put_unwind_info(unw_addr_space_t as, unw_proc_info_t *pi, void *arg)
+{
+	(void)as, (void)pi, (void)arg;
+}
+
+static int get_dyn_info_list_addr(unw_addr_space_t as, unw_word_t *addr, void *arg)
+{
+	(void)as, (void)addr, (void)arg;
+	return -UNW_ENOINFO;
+}
+
+static int known_readable(const struct walk *w, uintptr_t a)
+{
+	if (a >= w->stack_lo && a + 8 <= w->stack_hi)
+		return 1;
+	for (int i = 0; i < w->n_obj; i++)
+		if (a >= w->obj_lo[i] && a + 8 <= w->obj_hi[i])
+			return 1;
+	return 0;
+}
+
+static int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t *val, int write,
+		      void *arg)
+{
+	struct walk *w = arg;
+	(void)as;
+	if (write)
+		return -UNW_EINVAL;
+	if (addr < 4096)
+		return -UNW_EINVAL;
+	if (known_readable(w, addr)) {
+		memcpy(val, (const void *)addr, sizeof(*val));
+		return 0;
+	}
+	struct iovec local = { val, sizeof(*val) }, remote = { (void *)addr, sizeof(*val) };
+	if (process_vm_readv(w->pid, &local, 1, &remote, 1, 0) != (ssize_t)sizeof(*val))
+		return -UNW_EINVAL;
+	return 0;
+}
+
+static const int greg_of[] = {
+	[UNW_X86_64_RAX] = REG_RAX, [UNW_X86_64_RDX] = REG_RDX, [UNW_X86_64_RCX] = REG_RCX,
+	[UNW_X86_64_RBX] = REG_RBX, [UNW_X86_64_RSI] = REG_RSI, [UNW_X86_64_RDI] = REG_RDI,
+	[UNW_X86_64_RBP] = REG_RBP, [UNW_X86_64_RSP] = REG_RSP, [UNW_X86_64_R8] = REG_R8,
+	[UNW_X86_64_R9] = REG_R9, [UNW_X86_64_R10] = REG_R10, [UNW_X86_64_R11] = REG_R11,
+	[UNW_X86_64_R12] = REG_R12, [UNW_X86_64_R13] = REG_R13, [UNW_X86_64_R14] = REG_R14,
+	[UNW_X86_64_R15] = REG_R15, [UNW_X86_64_RIP] = REG_RIP,
+};
+
+static int access_reg(unw_addr_space_t as, unw_regnum_t reg, unw_word_t *val, int write,
+		      void *arg)
+{
+	struct walk *w = arg;
+	(void)as;
+	if (write || reg < 0 || reg > UNW_X86_64_RIP)
+		return -UNW_EBADREG;
+	*val = (unw_word_t)w->uc->uc_mcontext.gregs[greg_of[reg]];
+	return 0;
+}
+
+static int access_fpreg(unw_addr_space_t as, unw_regnum_t reg, unw_fpreg_t *val,
+			int write, void *arg)
+{
+	(void)as, (void)reg, (void)val, (void)write, (void)arg;
+	return -UNW_EBADREG;
+}
+
+static int resume(unw_addr_space_t as, unw_cursor_t *c, void *arg)
+{
+	(void)as, (void)c, (void)arg;
+	return -UNW_EINVAL;
+}
+
+static int get_proc_name(unw_addr_space_t as, unw_word_t addr, char *buf, size_t len,
+			 unw_word_t *off, void *arg)
+{
+	(void)as, (void)addr, (void)buf, (void)len, (void)off, (void)arg;
+	return -UNW_ENOINFO;
+}
+
+static int count_fds(int *fds, int max)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return -1;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.' && n < max)
+			fds[n++] = atoi(e->d_name);
+	closedir(d);
+	return n;
+}
+
+static int contains(const int *v, int n, int x)
+{
+	for (int i = 0; i < n; i++)
+		if (v[i] == x)
+			return 1;
+	return 0;
+}
+
+int lp_unwind_init(void)
+{
+	static unw_accessors_t acc = {
+		.find_proc_info = find_proc_info,
+		.put_unwind_info = put_unwind_info,
+		.get_dyn_info_list_addr = get_dyn_info_list_addr,
+		.access_mem = access_mem,
+		.access_reg = access_reg,
+		.access_fpreg = access_fpreg,
+		.resume = resume,
+		.get_proc_name = get_proc_name,
+	};
+	int before[256], after[256], nb, na;
+	self_pid = getpid();
+	nb = count_fds(before, 256);
+	addr_space = unw_create_addr_space(&acc, 0);
+	if (!addr_space)
+		return -ENOMEM;
+	unw_set_caching_policy(addr_space, UNW_CACHE_PER_THREAD);
+
+	/* libunwind's one-time set-up opens a pipe for its own local accessors, which
+	 * libprof never uses: close it so the program's descriptors stay its own. */
+	ucontext_t uc;
+	uint64_t pcs[4];
+	int trunc;
+	getcontext(&uc);
+	lp_unwind_capture(&uc, 0, 0, pcs, 4, &trunc);
+	na = count_fds(after, 256);
+	if (nb >= 0 && na > nb && na < 256)
+		for (int i = 0; i < na; i++)
+			if (!contains(before, nb, after[i]))
+				close(after[i]);
+	return 0;
+}
+
+void lp_unwind_after_fork(void)
+{
+	self_pid = getpid();
+}
+
+int lp_unwind_capture(const ucontext_t *uc, uintptr_t stack_lo, uintptr_t stack_hi,
+		      uint64_t *pcs, int max, int *truncated)
+{
+	struct walk w;
+	unw_cursor_t cursor;
+	int n = 0;
+	*truncated = 0;
+	if (!addr_space || max <= 0)
+		return 0;
+	w.uc = uc;
+	w.stack_lo = stack_lo;
+	w.stack_hi = stack_hi;
+	w.n_obj = 0;
+	w.pid = self_pid;
+	if (unw_init_remote(&cursor, addr_space, &w) < 0)
+		return 0;
+	pcs[n++] = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
+	while (n < max) {
+		unw_word_t ip;
+		if (unw_step(&cursor) <= 0 || unw_get_reg(&cursor, UNW_REG_IP, &ip) < 0 || !ip)
+			return n;
+		pcs[n++] = ip;
+	}
+	*truncated = unw_step(&cursor) > 0;
+	return n;
+}
