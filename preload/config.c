@@ -371,5 +371,7 @@ void lp_config_load(struct lp_config *cfg, char *const *envp, void (*warn)(const
 		}
 	}
 	cfg->opt_ring_slots = (int)round_pow2((unsigned)cfg->opt_ring_slots);
+	const char *sig = env_value(envp, "LIBPROF_CPU_SIGNAL");
+	cfg->opt_cpu_signal_explicit = sig && *sig && parse_signal(sig) > 0;
 	warn_unknown(envp, warn);
 }

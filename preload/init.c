@@ -85,7 +85,8 @@ static void start_cpu(void)
 	int rc = lp_sampler_install();
 	if (rc < 0) {
 		lp_log(LP_LOG_WARN, "signal %d already has a handler; CPU profiling is off "
-		       "(set LIBPROF_CPU_SIGNAL to use another signal)", lp.cfg.opt_cpu_signal);
+		       "(set LIBPROF_CPU_SIGNAL to a signal the program does not use)",
+		       lp.cfg.opt_cpu_signal);
 		return;
 	}
 	atomic_store(&lp.cpu_active, 1);

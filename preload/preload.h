@@ -30,6 +30,7 @@ struct lp_config {
 	int opt_enable;             /* LIBPROF_ENABLE and OTEL_SDK_DISABLED */
 	int opt_cpu_hz;             /* 0 = CPU profiling off */
 	int opt_cpu_signal;
+	int opt_cpu_signal_explicit; /* set by the user: never moved */
 	int opt_max_depth;
 	int64_t opt_interval_ns;
 	int opt_follow_exec;
@@ -166,8 +167,14 @@ void lp_sampler_stop_all(void);               /* delete every timer */
 void lp_sampler_after_fork(void);             /* child: forget parent timers */
 /* Drain a pending profiler signal of this thread (before exec). */
 void lp_sampler_drain_pending(void);
-/* The program asked for a real handler on our signal: hand it over. */
+/*
+ * The program installs a real handler on our signal: it gets the signal, and
+ * sampling moves to a spare real-time signal (or stops when LIBPROF_CPU_SIGNAL
+ * was set explicitly, or no signal is free). Call before applying its handler.
+ */
 void lp_sampler_yield_signal(void);
+/* The signal sampling uses now. */
+int lp_sampler_signal(void);
 /* Record the program's view of our signal's disposition (wrappers/signal.c). */
 int lp_sampler_owns_signal(int sig);
 

@@ -25,7 +25,12 @@
 #define TIMER_COOKIE 0x6c70726f    /* si_value of our timers: "lpro" */
 
 static _Atomic uintptr_t timers[MAX_TIMERS];   /* kernel timer id + 1; 0 = free */
+static pid_t timer_tid[MAX_TIMERS];             /* the thread each timer samples */
 static _Atomic unsigned timer_hint;
+static atomic_int cpu_signal;                   /* the signal in use now */
+static int n_moves;                             /* signal changes so far */
+
+#define MAX_MOVES 4
 static uintptr_t loader_lo, loader_hi;          /* the dynamic loader's mapping */
 
 /* Async-signal-safe. */
@@ -83,22 +88,55 @@ static void find_loader(void)
 	}
 }
 
-int lp_sampler_install(void)
+static int has_handler(const struct sigaction *a)
+{
+	return (a->sa_flags & SA_SIGINFO) || (a->sa_handler != SIG_DFL && a->sa_handler != SIG_IGN);
+}
+
+/* Installs the handler on sig unless something already handles it. */
+static int install_on(int sig)
 {
 	struct sigaction sa, old;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = on_signal;
 	sa.sa_flags = SA_RESTART | SA_SIGINFO;
 	sigfillset(&sa.sa_mask);    /* nothing interrupts the handler */
-	find_loader();
-	if (lp_real_sigaction(lp.cfg.opt_cpu_signal, &sa, &old) < 0)
+	if (lp_real_sigaction(sig, &sa, &old) < 0)
 		return -errno;
-	if ((old.sa_flags & SA_SIGINFO) || (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN)) {
-		/* Someone (a library loaded before us) already handles it: leave it be. */
-		lp_real_sigaction(lp.cfg.opt_cpu_signal, &old, NULL);
+	if (has_handler(&old)) {
+		lp_real_sigaction(sig, &old, NULL);
 		return -EBUSY;
 	}
 	return 0;
+}
+
+/* A real-time signal nobody handles, from the top (programs take them from the
+ * bottom, and glibc reserves the ones below SIGRTMIN). */
+static int spare_signal(void)
+{
+	for (int sig = SIGRTMAX - 1; sig >= SIGRTMIN + 4; sig--) {
+		struct sigaction cur;
+		if (sig != atomic_load(&cpu_signal) && lp_real_sigaction(sig, NULL, &cur) == 0 &&
+		    !has_handler(&cur) && cur.sa_handler != SIG_IGN && install_on(sig) == 0)
+			return sig;
+	}
+	return -1;
+}
+
+int lp_sampler_install(void)
+{
+	find_loader();
+	atomic_store(&cpu_signal, lp.cfg.opt_cpu_signal);
+	int rc = install_on(lp.cfg.opt_cpu_signal);
+	if (rc == -EBUSY && !lp.cfg.opt_cpu_signal_explicit) {
+		int sig = spare_signal();   /* a library loaded earlier took SIGPROF */
+		if (sig < 0)
+			return rc;
+		atomic_store(&cpu_signal, sig);
+		lp_log(LP_LOG_INFO, "signal %d is taken; sampling with signal %d", lp.cfg.opt_cpu_signal, sig);
+		return 0;
+	}
+	return rc;
 }
 
 static pid_t my_tid(void)
@@ -114,7 +152,7 @@ void lp_sampler_thread_start(void)
 	timer_t timer;
 	memset(&sev, 0, sizeof(sev));
 	sev.sigev_notify = SIGEV_THREAD_ID;
-	sev.sigev_signo = lp.cfg.opt_cpu_signal;
+	sev.sigev_signo = atomic_load(&cpu_signal);
 	sev.sigev_value.sival_int = TIMER_COOKIE;
 	sev._sigev_un._tid = my_tid();
 	if (timer_create(CLOCK_THREAD_CPUTIME_ID, &sev, &timer) < 0) {
@@ -131,6 +169,7 @@ void lp_sampler_thread_start(void)
 			its.it_interval.tv_nsec = lp.period_ns % 1000000000;
 			its.it_value = its.it_interval;
 			lp_self.timer_slot = (int)slot;
+			timer_tid[slot] = sev._sigev_un._tid;
 			timer_settime(timer, 0, &its, NULL);
 			return;
 		}
@@ -176,23 +215,78 @@ void lp_sampler_drain_pending(void)
 	sigset_t set, old;
 	struct timespec zero = { 0, 0 };
 	sigemptyset(&set);
-	sigaddset(&set, lp.cfg.opt_cpu_signal);
+	sigaddset(&set, atomic_load(&cpu_signal));
 	pthread_sigmask(SIG_BLOCK, &set, &old);
 	while (sigtimedwait(&set, NULL, &zero) > 0)
 		;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
+/* The CPU-time clock of another thread of this process (the kernel's encoding,
+ * as glibc's pthread_getcpuclockid builds it). */
+static clockid_t thread_cpu_clock(pid_t tid)
+{
+	return (clockid_t)((~(unsigned)tid << 3) | 6);
+}
+
+/* Re-creates every live timer on sig, then deletes the old ones. */
+static void move_timers(int sig)
+{
+	struct itimerspec its;
+	its.it_interval.tv_sec = lp.period_ns / 1000000000;
+	its.it_interval.tv_nsec = lp.period_ns % 1000000000;
+	its.it_value = its.it_interval;
+	for (int i = 0; i < MAX_TIMERS; i++) {
+		uintptr_t old = atomic_load(&timers[i]);
+		if (!old)
+			continue;
+		struct sigevent sev;
+		timer_t timer;
+		memset(&sev, 0, sizeof(sev));
+		sev.sigev_notify = SIGEV_THREAD_ID;
+		sev.sigev_signo = sig;
+		sev.sigev_value.sival_int = TIMER_COOKIE;
+		sev._sigev_un._tid = timer_tid[i];
+		if (timer_create(thread_cpu_clock(timer_tid[i]), &sev, &timer) < 0) {
+			delete_slot(i);     /* the thread is gone */
+			continue;
+		}
+		if (atomic_compare_exchange_strong(&timers[i], &old, (uintptr_t)timer + 1)) {
+			timer_delete((timer_t)(old - 1));
+			timer_settime(timer, 0, &its, NULL);
+		} else {
+			timer_delete(timer); /* the thread exited meanwhile */
+		}
+	}
+}
+
 void lp_sampler_yield_signal(void)
 {
 	if (!atomic_load(&lp.cpu_active))
 		return;
-	lp_sampler_stop_all();
-	lp_log(LP_LOG_WARN, "the program installs its own handler for signal %d; CPU profiling stops "
-	       "(set LIBPROF_CPU_SIGNAL to use another signal)", lp.cfg.opt_cpu_signal);
+	int old = atomic_load(&cpu_signal), sig = -1;
+	if (!lp.cfg.opt_cpu_signal_explicit && n_moves < MAX_MOVES)
+		sig = spare_signal();
+	if (sig < 0) {
+		lp_sampler_stop_all();
+		lp_log(LP_LOG_WARN, "the program installs its own handler for signal %d; CPU profiling stops "
+		       "(set LIBPROF_CPU_SIGNAL to a signal the program does not use)", old);
+		return;
+	}
+	n_moves++;
+	atomic_store(&cpu_signal, sig);
+	move_timers(sig);
+	lp_log(LP_LOG_INFO, "the program installs its own handler for signal %d; sampling moves to signal %d",
+	       old, sig);
+}
+
+int lp_sampler_signal(void)
+{
+	return atomic_load(&cpu_signal);
 }
 
 int lp_sampler_owns_signal(int sig)
 {
-	return lp.cfg.opt_cpu_hz > 0 && sig == lp.cfg.opt_cpu_signal && atomic_load(&lp.initialized);
+	return lp.cfg.opt_cpu_hz > 0 && sig == atomic_load(&cpu_signal) &&
+	       atomic_load(&lp.initialized);
 }

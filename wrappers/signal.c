@@ -3,8 +3,9 @@
  * (LIBPROF_CPU_SIGNAL, SIGPROF by default). While it does, the program sees the
  * disposition it set itself (SIG_DFL until it sets another), and a SIG_DFL or
  * SIG_IGN it sets is remembered, not applied (applying SIG_DFL would let the
- * next timer signal kill it). When the program installs a real handler, libprof
- * stops CPU sampling, warns once and hands the signal over.
+ * next timer signal kill it). When the program installs a real handler, the
+ * signal is handed over and sampling moves to a spare real-time signal (see
+ * lp_sampler_yield_signal).
  */
 #include "wrappers.h"
 #include "internal.h"
@@ -39,6 +40,7 @@ LP_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *
 	struct sigaction before = program_view;
 	if (act && is_handler(act)) {
 		lp_sampler_yield_signal();
+		memset(&program_view, 0, sizeof(program_view));  /* the next signal's view */
 		int rc = lp_real_sigaction(sig, act, NULL);
 		if (rc == 0 && old)
 			*old = before;
