@@ -11,9 +11,9 @@
  * and libdwfl's own debuginfo search (which may reach a debuginfod server) is
  * never used. Results are cached per address.
  *
- * C++ names are demangled with __cxa_demangle when the program has libstdc++
- * loaded (a program with mangled names has), looked up at run time so that
- * libprof does not pull libstdc++ into C programs.
+ * C++ names are demangled with libstdc++'s __cxa_demangle, looked up at run
+ * time (and loaded only when a mangled name appears and the program has no
+ * libstdc++), so that libprof does not pull libstdc++ into C programs.
  */
 #include "unwinder.h"
 #include "../preload/preload.h"
@@ -58,6 +58,7 @@ struct lp_symbolizer {
 	char **strings;             /* every string the cache owns */
 	size_t n_strings, cap_strings;
 	char *(*demangle)(const char *, char *, size_t *, int *);
+	int tried_demangler;
 };
 
 static const struct lp_symbol unknown;
@@ -155,9 +156,6 @@ static int open_session(struct lp_symbolizer *s)
 {
 	if (s->dwfl)
 		return 0;
-	if (!s->demangle)
-		s->demangle = (char *(*)(const char *, char *, size_t *, int *))
-			dlsym(RTLD_DEFAULT, "__cxa_demangle");
 	s->dwfl = dwfl_begin(&callbacks);
 	if (!s->dwfl)
 		return -1;
@@ -251,8 +249,24 @@ static const char *symtab_lookup(Elf *elf, GElf_Addr pc)
 	return NULL;
 }
 
+/* __cxa_demangle from the program's libstdc++, else from one loaded privately
+ * (a C++ program built with --as-needed may not load it). */
+static void find_demangler(struct lp_symbolizer *s)
+{
+	typedef char *(*demangle_fn)(const char *, char *, size_t *, int *);
+	s->tried_demangler = 1;
+	s->demangle = (demangle_fn)dlsym(RTLD_DEFAULT, "__cxa_demangle");
+	if (!s->demangle) {
+		void *h = dlopen("libstdc++.so.6", RTLD_NOW | RTLD_LOCAL);
+		if (h)
+			s->demangle = (demangle_fn)dlsym(h, "__cxa_demangle");
+	}
+}
+
 static const char *demangled(struct lp_symbolizer *s, const char *name)
 {
+	if (name && name[0] == '_' && name[1] == 'Z' && !s->tried_demangler)
+		find_demangler(s);
 	if (!name || name[0] != '_' || name[1] != 'Z' || !s->demangle)
 		return keep(s, name);
 	int status = -1;

@@ -9,6 +9,8 @@
  *   burn forkexec MS      a forked child that execs "burn execd MS"
  *   burn exec MS          before_exec MS ms, then exec "burn execd MS"
  *   burn execd MS         execd_work MS ms
+ *   burn forkloop N       N forks (each child burns 2 ms) while two threads burn
+ *   burn deep D MS        deep_recurse D levels deep, then MS ms at the bottom
  * Prints one line with the mode on success.
  */
 #include <pthread.h>
@@ -52,6 +54,43 @@ static void *thread_burn(void *arg)
 {
 	spin(*(double *)arg);
 	return NULL;
+}
+
+static volatile int stop;
+
+static void *busy_worker(void *arg)
+{
+	(void)arg;
+	while (!stop)
+		spin(1);
+	return NULL;
+}
+
+static void fork_loop(int n)
+{
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, busy_worker, NULL);
+	for (int i = 0; i < n; i++) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			child_work(2);
+			exit(0);
+		}
+		waitpid(pid, NULL, 0);
+	}
+	stop = 1;
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+}
+
+static void deep_recurse(int depth, double ms)
+{
+	if (depth > 0)
+		deep_recurse(depth - 1, ms);
+	else
+		spin(ms);
+	sink++;                     /* not a tail call */
 }
 
 static void *late_worker(void *arg)
@@ -122,6 +161,10 @@ int main(int argc, char **argv)
 	} else if (!strcmp(mode, "exec")) {
 		before_exec(ms);
 		exec_self(argv[2]);
+	} else if (!strcmp(mode, "forkloop")) {
+		fork_loop(atoi(argv[2]));
+	} else if (!strcmp(mode, "deep") && argc > 3) {
+		deep_recurse(atoi(argv[2]), atof(argv[3]));
 	} else if (!strcmp(mode, "execd")) {
 		execd_work(ms);
 	} else {
