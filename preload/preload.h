@@ -143,6 +143,7 @@ struct lp_thread {
 	int guard;                  /* reentrancy: inside libprof code */
 	uintptr_t dlopen_sp;        /* stack pointer at dlopen entry (see dl.c) */
 	uintptr_t stack_lo, stack_hi; /* this thread's stack, 0 = unknown */
+	int program_blocked;        /* the program believes it blocked our signal */
 	struct lp_labels labels;    /* current trace context */
 };
 

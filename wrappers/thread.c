@@ -18,6 +18,7 @@ static pthread_key_t exit_key;
 struct start {
 	void *(*fn)(void *);
 	void *arg;
+	int program_blocked;        /* the creator's view of its mask, inherited */
 };
 
 static void on_thread_exit(void *unused)
@@ -37,6 +38,7 @@ static void *trampoline(void *p)
 	lp_guard_enter();
 	free(p);
 	pthread_setspecific(exit_key, (void *)1);
+	lp_self.program_blocked = st.program_blocked;
 	lp_thread_learn_stack();
 	lp_guard_exit();
 	lp_sampler_thread_start();
@@ -60,6 +62,7 @@ LP_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
 		return lp_real_pthread_create(thread, attr, fn, arg);
 	st->fn = fn;
 	st->arg = arg;
+	st->program_blocked = lp_self.program_blocked;
 	int rc = lp_real_pthread_create(thread, attr, trampoline, st);
 	if (rc != 0) {
 		int saved = errno;
