@@ -49,7 +49,9 @@ static const struct lp_stack *find(const struct lp_table *t, const uint64_t *pcs
 
 static void expect_values(const struct lp_stack *s, int64_t v0, int64_t v1)
 {
-	assert_non_null(s);
+	if (!s)
+		fail_msg("no entry has that stack, expected one with values { %lld, %lld }",
+			 (long long)v0, (long long)v1);
 	expect_eq(s->values[0], v0);
 	expect_eq(s->values[1], v1);
 }
