@@ -109,6 +109,7 @@ static void write_cpu_profile(uint64_t end_mono)
 	size_t raw_len, gz_len;
 	uint64_t t0 = lp_now_ns(CLOCK_THREAD_CPUTIME_ID);
 	refresh_maps();
+	lp_sym_reserve(ex.sym, lp_table_frames(ex.cpu));
 	uint64_t t1 = lp_now_ns(CLOCK_THREAD_CPUTIME_ID);
 	int rc = lp_pprof_encode(ex.cpu, &d, &ex.maps, ex.sym, &raw, &raw_len);
 	uint64_t t2 = lp_now_ns(CLOCK_THREAD_CPUTIME_ID);

@@ -37,7 +37,10 @@ int lp_table_add(struct lp_table *t, const uint64_t *pcs, int depth, int truncat
 		 const struct lp_labels *labels, const int64_t *values, int n_values)
 	__attribute__((warn_unused_result));
 size_t lp_table_count(const struct lp_table *t);
+/* The entry at i; the pointer is valid until the next lp_table_add or reset. */
 const struct lp_stack *lp_table_get(const struct lp_table *t, size_t i);
+/* The number of frames stored over all entries. */
+size_t lp_table_frames(const struct lp_table *t);
 /* Samples refused because the table was full since the last reset. */
 uint64_t lp_table_dropped(const struct lp_table *t);
 /* Empties the table, keeping its memory. */

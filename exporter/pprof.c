@@ -90,6 +90,7 @@ struct builder {
 	ValueType types[LP_MAX_VALUES], period_type;
 	ValueType *type_ptrs[LP_MAX_VALUES];
 	int64_t comments[4];
+	uint64_t zero_loc, truncated_loc;   /* ids of the two locations not keyed by address */
 };
 
 static uint64_t hash_str(const char *s)
@@ -146,16 +147,27 @@ static uint64_t function_id(struct builder *b, const struct lp_frame *f)
 	return fn->id;
 }
 
-static uint64_t location_id(struct builder *b, uint64_t addr, const struct lp_maps *maps,
-			    struct lp_symbolizer *sym)
+static Location *new_location(struct builder *b)
 {
-	uint64_t key = addr ? addr : 1;
-	size_t i = idmap_slot(&b->loc_ids, key);
-	if (b->loc_ids.keys[i] == key)
-		return b->loc_ids.vals[i];
 	Location *l = &b->locs[b->p.n_location];
 	perftools__profiles__location__init(l);
 	l->id = b->p.n_location + 1;
+	b->loc_ptrs[b->p.n_location++] = l;
+	return l;
+}
+
+static uint64_t location_id(struct builder *b, uint64_t addr, const struct lp_maps *maps,
+			    struct lp_symbolizer *sym)
+{
+	if (!addr) {
+		if (!b->zero_loc)
+			b->zero_loc = new_location(b)->id;
+		return b->zero_loc;
+	}
+	size_t i = idmap_slot(&b->loc_ids, addr);
+	if (b->loc_ids.keys[i] == addr)
+		return b->loc_ids.vals[i];
+	Location *l = new_location(b);
 	l->address = addr;
 	int m = maps ? lp_maps_find(maps, addr) : -1;
 	if (m >= 0)
@@ -179,8 +191,7 @@ static uint64_t location_id(struct builder *b, uint64_t addr, const struct lp_ma
 			mp->has_inline_frames |= s->n > 1;
 		}
 	}
-	b->loc_ptrs[b->p.n_location++] = l;
-	b->loc_ids.keys[i] = key;
+	b->loc_ids.keys[i] = addr;
 	b->loc_ids.vals[i] = l->id;
 	return l->id;
 }
@@ -188,22 +199,16 @@ static uint64_t location_id(struct builder *b, uint64_t addr, const struct lp_ma
 static uint64_t truncated_location(struct builder *b)
 {
 	static const struct lp_frame marker = { "[truncated]", "[truncated]", NULL, 0 };
-	uint64_t key = ~0ull;
-	size_t i = idmap_slot(&b->loc_ids, key);
-	if (b->loc_ids.keys[i] == key)
-		return b->loc_ids.vals[i];
-	Location *l = &b->locs[b->p.n_location];
-	perftools__profiles__location__init(l);
-	l->id = b->p.n_location + 1;
+	if (b->truncated_loc)
+		return b->truncated_loc;
+	Location *l = new_location(b);
 	Line *ln = &b->lines[b->n_lines];
 	perftools__profiles__line__init(ln);
 	ln->function_id = function_id(b, &marker);
 	b->line_ptrs[b->n_lines++] = ln;
 	l->line = &b->line_ptrs[b->n_lines - 1];
 	l->n_line = 1;
-	b->loc_ptrs[b->p.n_location++] = l;
-	b->loc_ids.keys[i] = key;
-	b->loc_ids.vals[i] = l->id;
+	b->truncated_loc = l->id;
 	return l->id;
 }
 
@@ -349,6 +354,8 @@ int lp_pprof_encode(const struct lp_table *t, const struct lp_profile_desc *d,
 {
 	struct builder b;
 	int rc = -ENOMEM;
+	if (d->n_types < 1 || d->n_types > LP_MAX_VALUES)
+		return -EINVAL;
 	if (alloc_builder(&b, t, maps ? maps->n : 0) < 0)
 		goto done;
 	perftools__profiles__profile__init(&b.p);

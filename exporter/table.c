@@ -145,6 +145,8 @@ const struct lp_stack *lp_table_get(const struct lp_table *t, size_t i)
 
 uint64_t lp_table_dropped(const struct lp_table *t) { return t->n_dropped; }
 
+size_t lp_table_frames(const struct lp_table *t) { return t->arena_used; }
+
 void lp_table_reset(struct lp_table *t)
 {
 	t->n = 0;

@@ -140,6 +140,7 @@ static int parse_log(const char *s)
 	return -1;
 }
 
+/* Levenshtein distance, ignoring ASCII case. */
 static unsigned edit_distance(const char *a, const char *b)
 {
 	unsigned row[64], la = (unsigned)strlen(a), lb = (unsigned)strlen(b);
@@ -152,7 +153,8 @@ static unsigned edit_distance(const char *a, const char *b)
 		row[0] = i;
 		for (unsigned j = 1; j <= lb; j++) {
 			unsigned up = row[j];
-			unsigned cost = a[i - 1] == b[j - 1] ? 0 : 1;
+			unsigned cost = ascii_lower((unsigned char)a[i - 1]) ==
+					ascii_lower((unsigned char)b[j - 1]) ? 0 : 1;
 			unsigned best = diag + cost;
 			if (up + 1 < best)
 				best = up + 1;
@@ -308,11 +310,12 @@ static void warn_unknown(char *const *envp, void (*warn)(const char *))
 {
 	for (; envp && *envp; envp++) {
 		const char *e = *envp, *eq = strchr(e, '=');
-		char name[96];
-		if (strncmp(e, "LIBPROF_", 8) != 0 || !eq || (size_t)(eq - e) >= sizeof(name))
+		char name[128];
+		if (strncmp(e, "LIBPROF_", 8) != 0 || !eq)
 			continue;
-		memcpy(name, e, (size_t)(eq - e));
-		name[eq - e] = '\0';
+		size_t len = (size_t)(eq - e) < sizeof(name) - 1 ? (size_t)(eq - e) : sizeof(name) - 1;
+		memcpy(name, e, len);
+		name[len] = '\0';
 		const char *best = NULL;
 		unsigned best_d = 99;
 		int known = 0;
@@ -358,14 +361,24 @@ void lp_config_load(struct lp_config *cfg, char *const *envp, void (*warn)(const
 			const char *val = env_value(envp, v->name);
 			if (!val || !*val)      /* OTel rule: an empty value is unset */
 				continue;
-			if (store_value(cfg, v, val))
+			if (store_value(cfg, v, val)) {
+				if (v->kind == K_NAME && strlen(val) >= LP_NAME_MAX)
+					say(warn, "%s is longer than %d characters; using its first %d",
+					    v->name, LP_NAME_MAX - 1, LP_NAME_MAX - 1);
 				continue;
+			}
 			store_default(cfg, v);
-			if (v->kind == K_PATH)
-				say(warn, "%s=\"%s\" is not an absolute path; using the default directory",
-				    v->name, val);
+			/* Long values are shown cut, so the line always says what is used. */
+			int shown = strlen(val) > 80 ? 80 : (int)strlen(val);
+			const char *more = strlen(val) > 80 ? "..." : "";
+			if (v->kind == K_PATH && val[0] == '/')
+				say(warn, "%s=\"%.*s%s\" is too long; using the default directory",
+				    v->name, shown, val, more);
+			else if (v->kind == K_PATH)
+				say(warn, "%s=\"%.*s%s\" is not an absolute path; using the default directory",
+				    v->name, shown, val, more);
 			else
-				say(warn, "%s=\"%s\" is not %s; using %s", v->name, val,
+				say(warn, "%s=\"%.*s%s\" is not %s; using %s", v->name, shown, val, more,
 				    range_text(v, rbuf, sizeof(rbuf)),
 				    default_text(v, dbuf, sizeof(dbuf)));
 		}

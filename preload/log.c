@@ -29,7 +29,10 @@ static void put_str(struct out *o, const char *s, long max)
 		put(o, s[i]);
 }
 
-static void put_uint(struct out *o, unsigned long long v, unsigned base, int width, char pad)
+/* v in base, at least width characters wide, as printf pads (a sign before
+ * zeros, after spaces). */
+static void put_num(struct out *o, unsigned long long v, int negative, unsigned base,
+		    int width, char pad)
 {
 	char tmp[24];
 	int n = 0;
@@ -37,8 +40,13 @@ static void put_uint(struct out *o, unsigned long long v, unsigned base, int wid
 		tmp[n++] = "0123456789abcdef"[v % base];
 		v /= base;
 	} while (v);
-	while (width-- > n)
+	width -= n + negative;
+	if (negative && pad == '0')
+		put(o, '-');
+	while (width-- > 0)
 		put(o, pad);
+	if (negative && pad != '0')
+		put(o, '-');
 	while (n)
 		put(o, tmp[--n]);
 }
@@ -82,11 +90,9 @@ size_t lp_vfmt(char *buf, size_t size, const char *fmt, va_list ap)
 		case 'i': {
 			long long v = lng ? (lng > 1 ? va_arg(ap, long long) : va_arg(ap, long))
 					  : va_arg(ap, int);
-			if (v < 0) {
-				put(&o, '-');
-				v = -v;
-			}
-			put_uint(&o, (unsigned long long)v, 10, width, pad);
+			unsigned long long mag = v < 0 ? 0ull - (unsigned long long)v
+						       : (unsigned long long)v;
+			put_num(&o, mag, v < 0, 10, width, pad);
 			break;
 		}
 		case 'u':
@@ -94,12 +100,12 @@ size_t lp_vfmt(char *buf, size_t size, const char *fmt, va_list ap)
 			unsigned long long v = lng ? (lng > 1 ? va_arg(ap, unsigned long long)
 							     : va_arg(ap, unsigned long))
 						   : va_arg(ap, unsigned);
-			put_uint(&o, v, *p == 'x' ? 16 : 10, width, pad);
+			put_num(&o, v, 0, *p == 'x' ? 16 : 10, width, pad);
 			break;
 		}
 		case 'p':
 			put_str(&o, "0x", -1);
-			put_uint(&o, (uintptr_t)va_arg(ap, void *), 16, 0, ' ');
+			put_num(&o, (uintptr_t)va_arg(ap, void *), 0, 16, 0, ' ');
 			break;
 		case '%':
 			put(&o, '%');

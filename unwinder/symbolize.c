@@ -40,6 +40,7 @@ struct image {
 	void *base;
 	size_t size;
 	Elf *elf;
+	int dwfl_owns_elf;          /* handed to libdwfl, which elf_end()s it */
 	struct image *next;
 };
 
@@ -98,6 +99,8 @@ static int find_elf(Dwfl_Module *mod, void **userdata, const char *modname, Dwar
 	if (modname[0] != '/')      /* [vdso]: read from memory by libdwfl */
 		return dwfl_linux_proc_find_elf(mod, userdata, modname, base, file_name, elfp);
 	struct image *im = map_file(modname);
+	if (im)
+		im->dwfl_owns_elf = 1;
 	*elfp = im ? im->elf : NULL;
 	return -1;
 }
@@ -387,10 +390,8 @@ const struct lp_symbol *lp_sym_lookup(struct lp_symbolizer *s, uint64_t addr)
 	for (; s->table[i].addr; i = (i + 1) & s->mask)
 		if (s->table[i].addr == addr)
 			return &s->table[i].sym;
-	if (s->used >= s->max_entries) {
-		lp_sym_clear(s);
-		return lp_sym_lookup(s, addr);
-	}
+	if (s->used >= s->max_entries)
+		return &unknown;    /* full until lp_sym_reserve makes room */
 	struct entry *e = &s->table[i];
 	e->addr = addr;
 	s->used++;
@@ -421,10 +422,17 @@ static void end_session(struct lp_symbolizer *s)
 	while (s->images) {
 		struct image *im = s->images;
 		s->images = im->next;
-		elf_end(im->elf);
+		if (!im->dwfl_owns_elf)
+			elf_end(im->elf);
 		munmap(im->base, im->size);
 		free(im);
 	}
+}
+
+void lp_sym_reserve(struct lp_symbolizer *s, size_t n_new)
+{
+	if (s->used + n_new > s->max_entries)
+		lp_sym_clear(s);
 }
 
 void lp_sym_clear(struct lp_symbolizer *s)

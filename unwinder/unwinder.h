@@ -83,6 +83,10 @@ struct lp_symbolizer *lp_sym_new(size_t max_entries);
  * Not async-signal-safe; exporter thread only.
  */
 const struct lp_symbol *lp_sym_lookup(struct lp_symbolizer *s, uint64_t addr);
+/* Makes room for n_new more addresses before a batch of lookups (clearing the
+ * cache when it would overflow): strings returned earlier stay valid until the
+ * next lp_sym_reserve. A lookup past the cap returns "unknown". */
+void lp_sym_reserve(struct lp_symbolizer *s, size_t n_new);
 /* Forgets every cached address and closes the session (the executable
  * mappings changed). */
 void lp_sym_clear(struct lp_symbolizer *s);

@@ -545,6 +545,8 @@ static void test_fmt_conversions(void **state)
 	CHECK_FMT("%02x %02x %02x", 5u, 0xabu, 0x123u);
 	CHECK_FMT("%08lx %016lx", 0xbeefUL, 1UL);
 	CHECK_FMT("%5u|%3d|%1d", 42u, 7, 123);
+	CHECK_FMT("%05d|%5d|%d", -42, -42, -7);
+	CHECK_FMT("%lld %ld", LLONG_MIN, LONG_MIN);
 	CHECK_FMT("%s=%d (%s)", "LIBPROF_CPU_HZ", 100, "default");
 }
 
