@@ -4,7 +4,8 @@
 # tests/progs/bench_cpu.c. scripts/bench.py does the measuring; the table goes
 # to stdout and build/bench-results.txt.
 # Environment: BENCH_ROUNDS (default 7), BENCH_THREADS (2), BENCH_UNITS
-# (the program's default), BENCH_GPERFTOOLS (path of libprofiler.so).
+# (the program's default), BENCH_GPERFTOOLS (path of libprofiler.so),
+# BENCH_TIME (path of GNU time).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,12 @@ fi
 [ -n "$BENCH_GPERFTOOLS" ] && [ -e "$BENCH_GPERFTOOLS" ] ||
   { echo "bench: gperftools' libprofiler.so not found (scripts/install-deps.sh bench)" >&2; exit 1; }
 
-export BENCH_GPERFTOOLS
+# GNU time starts the workload so that its max RSS is its own (see bench.py).
+BENCH_TIME=${BENCH_TIME:-/usr/bin/time}
+"$BENCH_TIME" -f %M -o /dev/null true 2>/dev/null ||
+  { echo "bench: GNU time not found at $BENCH_TIME (Debian package 'time')" >&2; exit 1; }
+
+BENCH_BUILD="libprof $(git describe --always --dirty 2>/dev/null || echo '(not a git tree)'), $(date -u '+%Y-%m-%d %H:%M UTC')"
+export BENCH_GPERFTOOLS BENCH_TIME BENCH_BUILD
 export BENCH_LIBPROF="$PWD/build/libprof.so" BENCH_PROG="$PWD/build/progs/bench_cpu"
 exec python3 scripts/bench.py
