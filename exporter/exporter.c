@@ -204,14 +204,14 @@ static int start_thread(void)
 	pthread_attr_t attr;
 	sigset_t all, old;
 	ex.cpu = lp_table_new((size_t)lp.cfg.opt_max_stacks);
-	ex.sym = lp_sym_new(65536);
+	ex.sym = lp_sym_new(32768);
 	if (!ex.cpu || !ex.sym)
 		return -ENOMEM;
 	ex.interval_start_mono = lp_now_ns(CLOCK_MONOTONIC);
 	ex.interval_start_real = lp_now_ns(CLOCK_REALTIME);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 256 * 1024);
+	pthread_attr_setstacksize(&attr, 512 * 1024);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	int rc = pthread_create(&tid, &attr, exporter_main, NULL);

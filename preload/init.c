@@ -63,6 +63,17 @@ static void name_service(void)
 		lp.service[0] = '_';
 }
 
+static void before_fork(void)
+{
+	if (atomic_load(&lp.initialized) && !atomic_load(&lp.stopping))
+		lp_sampler_before_fork();
+}
+
+static void after_fork_parent(void)
+{
+	lp_sampler_after_fork_parent();
+}
+
 static void after_fork_child(void)
 {
 	if (!atomic_load(&lp.initialized) || atomic_load(&lp.stopping))
@@ -118,7 +129,7 @@ void lp_init(void)
 		atomic_store(&lp.cpu_active, 0);
 		goto out;
 	}
-	pthread_atfork(NULL, NULL, after_fork_child);
+	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 	lp_thread_learn_stack();
 	atomic_store(&lp.initialized, 1);
 	lp_log(LP_LOG_INFO, "profiling %s (pid %d) at %d Hz", lp.service, (int)lp.pid,

@@ -165,6 +165,8 @@ int lp_sampler_install(void) LP_MUST_CHECK;   /* handler; once at init */
 void lp_sampler_thread_start(void);           /* arm this thread's timer */
 void lp_sampler_thread_stop(void);            /* delete this thread's timer */
 void lp_sampler_stop_all(void);               /* delete every timer */
+void lp_sampler_before_fork(void);            /* wait until no handler is unwinding */
+void lp_sampler_after_fork_parent(void);      /* parent: sample again */
 void lp_sampler_after_fork(void);             /* child: forget parent timers */
 /* Drain a pending profiler signal of this thread (before exec). */
 void lp_sampler_drain_pending(void);

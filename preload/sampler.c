@@ -28,6 +28,11 @@ static _Atomic uintptr_t timers[MAX_TIMERS];   /* kernel timer id + 1; 0 = free 
 static pid_t timer_tid[MAX_TIMERS];             /* the thread each timer samples */
 static _Atomic unsigned timer_hint;
 static atomic_int cpu_signal;                   /* the signal in use now */
+/* libunwind takes an internal lock while stepping: a fork must not happen
+ * while a handler holds it, or the child's first sample waits forever. */
+static atomic_int n_unwinding;                  /* handlers inside the unwinder */
+static atomic_int fork_gate;                    /* a fork waits for them to leave */
+static int fork_gate_timed_out;
 static int n_moves;                             /* signal changes so far */
 
 #define MAX_MOVES 4
@@ -57,9 +62,17 @@ static void on_signal(int sig, siginfo_t *si, void *ucv)
 		drop(LP_DROP_LOADER);
 		goto out;
 	}
+	atomic_fetch_add(&n_unwinding, 1);
+	if (atomic_load(&fork_gate)) {
+		atomic_fetch_sub(&n_unwinding, 1);
+		drop(LP_DROP_BUSY);
+		goto out;
+	}
 	struct lp_sample *s = lp_ring_reserve();
-	if (!s)
+	if (!s) {
+		atomic_fetch_sub(&n_unwinding, 1);
 		goto out;           /* counted by the ring */
+	}
 	lp_guard_enter();
 	int truncated;
 	s->time_ns = lp_now_ns(CLOCK_MONOTONIC);
@@ -72,6 +85,7 @@ static void on_signal(int sig, siginfo_t *si, void *ucv)
 	if (truncated)
 		atomic_fetch_add_explicit(&lp.n_truncated, 1, memory_order_relaxed);
 	lp_guard_exit();
+	atomic_fetch_sub(&n_unwinding, 1);
 	lp_ring_commit(s);
 out:
 	errno = saved;
@@ -200,8 +214,37 @@ void lp_sampler_stop_all(void)
 			delete_slot(i);
 }
 
+void lp_sampler_before_fork(void)
+{
+	struct timespec pause = { 0, 20000 };
+	atomic_store(&fork_gate, 1);
+	fork_gate_timed_out = 0;
+	/* Handlers leave the unwinder within microseconds; a thread stopped inside
+	 * one (a debugger) must not stop the fork: give up after 100 ms. */
+	for (int i = 0; atomic_load(&n_unwinding) > 0; i++) {
+		if (i == 5000) {
+			fork_gate_timed_out = 1;
+			break;
+		}
+		nanosleep(&pause, NULL);
+	}
+}
+
+void lp_sampler_after_fork_parent(void)
+{
+	atomic_store(&fork_gate, 0);
+}
+
 void lp_sampler_after_fork(void)
 {
+	atomic_store(&n_unwinding, 0);
+	atomic_store(&fork_gate, 0);
+	if (fork_gate_timed_out) {
+		/* The unwinder's lock may be held forever here: no CPU sampling. */
+		atomic_store(&lp.cpu_active, 0);
+		lp_log(LP_LOG_WARN, "forked child %d: a thread was stopped inside the unwinder; "
+		       "CPU profiling is off in this child", (int)getpid());
+	}
 	/* POSIX timers are not inherited: the slots name the parent's timers. */
 	for (int i = 0; i < MAX_TIMERS; i++)
 		atomic_store_explicit(&timers[i], 0, memory_order_relaxed);

@@ -1,8 +1,8 @@
 /*
  * The program's executable mappings, read from /proc/self/maps by the exporter
- * thread, with the GNU build id of each file (elfutils' dwelf). Build ids are
- * carried over from the previous read for unchanged files, so a steady process
- * opens no file here after the first profile.
+ * thread, with the GNU build id of each file: from the loaded object's note in
+ * memory (dl_iterate_phdr), else from the file (elfutils' dwelf). Build ids are
+ * carried over from the previous read for unchanged files.
  */
 #include "unwinder.h"
 
@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
+#include <link.h>
 #include <libelf.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,58 @@ static uint64_t fnv1a(const char *s, size_t n)
 	return h;
 }
 
+static void to_hex(char *hex, const unsigned char *id, size_t len)
+{
+	for (size_t i = 0; i < len && i < 64; i++) {
+		hex[2 * i] = "0123456789abcdef"[id[i] >> 4];
+		hex[2 * i + 1] = "0123456789abcdef"[id[i] & 15];
+		hex[2 * i + 2] = '\0';
+	}
+}
+
+struct note_search {
+	uint64_t addr;
+	char *hex;                  /* 129 bytes */
+	int found;
+};
+
+/* The NT_GNU_BUILD_ID note of the loaded object holding search->addr. */
+static int note_of_object(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct note_search *ns = arg;
+	int holds = 0;
+	(void)size;
+	for (int i = 0; i < info->dlpi_phnum && !holds; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uint64_t lo = info->dlpi_addr + ph->p_vaddr;
+		holds = ph->p_type == PT_LOAD && ns->addr >= lo && ns->addr < lo + ph->p_memsz;
+	}
+	if (!holds)
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_NOTE)
+			continue;
+		const unsigned char *p = (const unsigned char *)(info->dlpi_addr + ph->p_vaddr);
+		const unsigned char *end = p + ph->p_memsz;
+		while (p + sizeof(ElfW(Nhdr)) <= end) {
+			const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)(const void *)p;
+			const unsigned char *name = p + sizeof(*nh);
+			const unsigned char *desc = name + ((nh->n_namesz + 3) & ~3u);
+			if (desc + nh->n_descsz > end)
+				break;
+			if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
+			    memcmp(name, "GNU", 4) == 0) {
+				to_hex(ns->hex, desc, nh->n_descsz);
+				ns->found = 1;
+				return 1;
+			}
+			p = desc + ((nh->n_descsz + 3) & ~3u);
+		}
+	}
+	return 1;                   /* the object holds addr, but has no build id */
+}
+
 static char *read_build_id(const char *path)
 {
 	char hex[2 * 64 + 1] = "";
@@ -65,11 +118,8 @@ static char *read_build_id(const char *path)
 		Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
 		const void *id = NULL;
 		ssize_t len = elf ? dwelf_elf_gnu_build_id(elf, &id) : -1;
-		for (ssize_t i = 0; i < len && i < 64; i++) {
-			hex[2 * i] = "0123456789abcdef"[((const unsigned char *)id)[i] >> 4];
-			hex[2 * i + 1] = "0123456789abcdef"[((const unsigned char *)id)[i] & 15];
-			hex[2 * i + 2] = '\0';
-		}
+		if (len > 0)
+			to_hex(hex, id, (size_t)len);
 		if (elf)
 			elf_end(elf);
 		close(fd);
@@ -77,13 +127,18 @@ static char *read_build_id(const char *path)
 	return strdup(hex);
 }
 
-static char *build_id_for(const char *path, const struct lp_maps *prev)
+static char *build_id_for(const char *path, uint64_t start, const struct lp_maps *prev)
 {
-	if (path[0] != '/')
+	char hex[2 * 64 + 1] = "";
+	struct note_search ns = { start, hex, 0 };
+	if (path[0] != '/' && strcmp(path, "[vdso]") != 0)
 		return strdup("");
 	for (size_t i = 0; prev && i < prev->n; i++)
-		if (strcmp(prev->v[i].path, path) == 0)
+		if (strcmp(prev->v[i].path, path) == 0 && prev->v[i].start == start)
 			return strdup(prev->v[i].build_id);
+	dl_iterate_phdr(note_of_object, &ns);
+	if (ns.found || path[0] != '/')
+		return strdup(hex);
 	return read_build_id(path);
 }
 
@@ -143,7 +198,7 @@ int lp_maps_read(struct lp_maps *m, const struct lp_maps *prev, const char *exe_
 			m->v = v;
 		}
 		e.path = strdup(e.path);
-		e.build_id = e.path ? build_id_for(e.path, prev) : NULL;
+		e.build_id = e.path ? build_id_for(e.path, e.start, prev) : NULL;
 		if (!e.path || !e.build_id) {
 			free(e.path);
 			free(e.build_id);

@@ -32,7 +32,7 @@
 
 struct entry {
 	uint64_t addr;              /* 0 = empty */
-	struct lp_symbol sym;
+	struct lp_symbol *sym;      /* allocated when the address is first seen */
 };
 
 /* A file mapped into memory for libelf; unmapped with the session. */
@@ -54,9 +54,9 @@ struct module {
 struct lp_symbolizer {
 	Dwfl *dwfl;                 /* the session; NULL until the first miss */
 	struct image *images;
-	struct entry *table;        /* open addressing, power-of-two size */
+	struct entry *table;        /* open addressing, grows to 2 x max_entries */
 	size_t mask, used, max_entries;
-	char **strings;             /* every string the cache owns */
+	char **strings;             /* every string the cache owns, a set (open addressing) */
 	size_t n_strings, cap_strings;
 	char *(*demangle)(const char *, char *, size_t *, int *);
 	int tried_demangler;
@@ -123,8 +123,6 @@ struct lp_symbolizer *lp_sym_new(size_t max_entries)
 {
 	struct lp_symbolizer *s = calloc(1, sizeof(*s));
 	size_t size = 1024;
-	while (size < max_entries * 2)
-		size <<= 1;
 	if (s)
 		s->table = calloc(size, sizeof(*s->table));
 	if (!s || !s->table) {
@@ -137,22 +135,41 @@ struct lp_symbolizer *lp_sym_new(size_t max_entries)
 	return s;
 }
 
+static size_t string_slot(char **set, size_t cap, const char *str)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (const char *p = str; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	size_t i = (size_t)h & (cap - 1);
+	while (set[i] && strcmp(set[i], str) != 0)
+		i = (i + 1) & (cap - 1);
+	return i;
+}
+
+/* One copy of each distinct string (names and file names repeat a lot). */
 static const char *keep(struct lp_symbolizer *s, const char *str)
 {
 	if (!str)
 		return NULL;
-	if (s->n_strings == s->cap_strings) {
-		size_t cap = s->cap_strings ? s->cap_strings * 2 : 256;
-		char **v = realloc(s->strings, cap * sizeof(*v));
-		if (!v)
+	if ((s->n_strings + 1) * 2 > s->cap_strings) {
+		size_t cap = s->cap_strings ? s->cap_strings * 2 : 1024;
+		char **set = calloc(cap, sizeof(*set));
+		if (!set)
 			return NULL;
-		s->strings = v;
+		for (size_t i = 0; i < s->cap_strings; i++)
+			if (s->strings[i])
+				set[string_slot(set, cap, s->strings[i])] = s->strings[i];
+		free(s->strings);
+		s->strings = set;
 		s->cap_strings = cap;
 	}
-	char *copy = strdup(str);
-	if (copy)
-		s->strings[s->n_strings++] = copy;
-	return copy;
+	size_t i = string_slot(s->strings, s->cap_strings, str);
+	if (!s->strings[i]) {
+		if (!(s->strings[i] = strdup(str)))
+			return NULL;
+		s->n_strings++;
+	}
+	return s->strings[i];
 }
 
 static int open_session(struct lp_symbolizer *s)
@@ -208,6 +225,35 @@ static Elf *separate_debug(Dwfl_Module *mod, Elf *elf)
 	return NULL;
 }
 
+/*
+ * DWARF is read only when its sections are stored plain: libdw inflates
+ * compressed sections (Debian's -dbg packages compress them) into the heap in
+ * full, tens of MiB for libc alone. Plain sections are mapped from the file and
+ * read where needed. Without DWARF a module still gets symbol names.
+ */
+static int dwarf_is_plain(Elf *elf)
+{
+	size_t shstrndx;
+	Elf_Scn *scn = NULL;
+	int found = 0;
+	if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+		return 0;
+	while ((scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+		const char *name;
+		if (!gelf_getshdr(scn, &sh) || !(name = elf_strptr(elf, shstrndx, sh.sh_name)))
+			continue;
+		if (strncmp(name, ".zdebug", 7) == 0)
+			return 0;
+		if (strncmp(name, ".debug_", 7) == 0) {
+			if (sh.sh_flags & SHF_COMPRESSED)
+				return 0;
+			found |= strcmp(name, ".debug_info") == 0 && sh.sh_type != SHT_NOBITS;
+		}
+	}
+	return found;
+}
+
 /* The module's state, with its separate debug file looked for once. */
 static struct module *module_state(struct lp_symbolizer *s, Dwfl_Module *mod, Elf *elf)
 {
@@ -226,7 +272,7 @@ static struct module *module_state(struct lp_symbolizer *s, Dwfl_Module *mod, El
 		m->tried_debug = 1;
 		current = s;
 		m->debug_elf = separate_debug(mod, elf);
-		if (m->debug_elf)
+		if (m->debug_elf && dwarf_is_plain(m->debug_elf))
 			m->debug = dwarf_begin_elf(m->debug_elf, DWARF_C_READ, NULL);
 	}
 	return m;
@@ -367,7 +413,8 @@ static void symbolize(struct lp_symbolizer *s, uint64_t addr, struct lp_symbol *
 	GElf_Sym sym;
 	const char *name = dwfl_module_addrinfo(mod, addr, &off, &sym, NULL, NULL, NULL);
 	Dwarf_Addr bias = 0;
-	Dwarf *dw = dwfl_module_getdwarf(mod, &bias);
+	Elf *main_elf = dwfl_module_getelf(mod, &bias);
+	Dwarf *dw = main_elf && dwarf_is_plain(main_elf) ? dwfl_module_getdwarf(mod, &bias) : NULL;
 	if (!dw) {
 		/* Stripped: the separate debug file has the DWARF and the full symtab. */
 		Elf *elf = dwfl_module_getelf(mod, &bias);
@@ -382,21 +429,57 @@ static void symbolize(struct lp_symbolizer *s, uint64_t addr, struct lp_symbol *
 		add_frame(s, out, name, NULL, 0);
 }
 
+static size_t slot_of(const struct lp_symbolizer *s, uint64_t addr)
+{
+	size_t i = (size_t)((addr * 0x9E3779B97F4A7C15ull) >> 20) & s->mask;
+	while (s->table[i].addr && s->table[i].addr != addr)
+		i = (i + 1) & s->mask;
+	return i;
+}
+
+/* Doubles the table (kept at most half full); 0 or -1 when memory is short. */
+static int grow(struct lp_symbolizer *s)
+{
+	size_t size = (s->mask + 1) * 2;
+	struct entry *old = s->table;
+	size_t old_size = s->mask + 1;
+	struct entry *table = calloc(size, sizeof(*table));
+	if (!table)
+		return -1;
+	s->table = table;
+	s->mask = size - 1;
+	for (size_t i = 0; i < old_size; i++)
+		if (old[i].addr)
+			s->table[slot_of(s, old[i].addr)] = old[i];
+	free(old);
+	return 0;
+}
+
 const struct lp_symbol *lp_sym_lookup(struct lp_symbolizer *s, uint64_t addr)
 {
 	if (!addr)
 		return &unknown;
-	size_t i = (size_t)((addr * 0x9E3779B97F4A7C15ull) >> 20) & s->mask;
-	for (; s->table[i].addr; i = (i + 1) & s->mask)
-		if (s->table[i].addr == addr)
-			return &s->table[i].sym;
+	size_t i = slot_of(s, addr);
+	if (s->table[i].addr)
+		return s->table[i].sym;
 	if (s->used >= s->max_entries)
 		return &unknown;    /* full until lp_sym_reserve makes room */
-	struct entry *e = &s->table[i];
-	e->addr = addr;
+	if ((s->used + 1) * 2 > s->mask + 1) {
+		if (grow(s) < 0)
+			return &unknown;
+		i = slot_of(s, addr);
+	}
+	struct lp_symbol tmp;
+	symbolize(s, addr, &tmp);
+	size_t bytes = offsetof(struct lp_symbol, frames) + (size_t)tmp.n * sizeof(tmp.frames[0]);
+	struct lp_symbol *sym = malloc(bytes);
+	if (!sym)
+		return &unknown;
+	memcpy(sym, &tmp, bytes);
+	s->table[i].addr = addr;
+	s->table[i].sym = sym;
 	s->used++;
-	symbolize(s, addr, &e->sym);
-	return &e->sym;
+	return sym;
 }
 
 static int free_module(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr start,
@@ -437,10 +520,17 @@ void lp_sym_reserve(struct lp_symbolizer *s, size_t n_new)
 
 void lp_sym_clear(struct lp_symbolizer *s)
 {
-	memset(s->table, 0, (s->mask + 1) * sizeof(*s->table));
+	for (size_t i = 0; i <= s->mask && s->used; i++)
+		if (s->table[i].addr) {
+			free(s->table[i].sym);
+			s->table[i].addr = 0;
+			s->used--;
+		}
 	s->used = 0;
-	for (size_t i = 0; i < s->n_strings; i++)
+	for (size_t i = 0; i < s->cap_strings; i++) {
 		free(s->strings[i]);
+		s->strings[i] = NULL;
+	}
 	s->n_strings = 0;
 	end_session(s);
 }
