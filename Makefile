@@ -37,8 +37,11 @@ $(B)/obj/%.o: %.c $(HDRS) $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# Linked under a temporary name and renamed: a running program that has the
+# library mapped keeps its copy instead of crashing on a rewrite in place.
 $(B)/libprof.so: $(OBJS)
-	$(CC) -shared -Wl,-z,defs -Wl,-z,now -o $@ $(OBJS) $(LDLIBS)
+	$(CC) -shared -Wl,-z,defs -Wl,-z,now -o $@.tmp $(OBJS) $(LDLIBS)
+	mv -f $@.tmp $@
 	@exported=$$(nm -D --defined-only $@ | awk '$$2 ~ /[TW]/ {print $$3}' | sort | tr '\n' ' '); \
 	 echo "libprof.so exports: $$exported"
 
@@ -46,10 +49,10 @@ $(B)/libprof.so: $(OBJS)
 PROG_CFLAGS := -O1 -g -fno-omit-frame-pointer -fno-inline -pthread $(WARN) -Werror
 $(B)/progs/%: tests/progs/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(PROG_CFLAGS) $< -o $@ -ldl -lm
+	$(CC) $(PROG_CFLAGS) $< -o $@.tmp -ldl -lm && mv -f $@.tmp $@
 $(B)/progs/demo: examples/demo.c
 	@mkdir -p $(dir $@)
-	$(CC) $(PROG_CFLAGS) $< -o $@
+	$(CC) $(PROG_CFLAGS) $< -o $@.tmp && mv -f $@.tmp $@
 
 PROGS := $(patsubst tests/progs/%.c,$(B)/progs/%,$(wildcard tests/progs/*.c))
 
