@@ -10,6 +10,13 @@ lp "$WORK/fl" LIBPROF_INTERVAL=0.1 LIBPROF_CPU_HZ=1000 -- timeout 120 "$PROGS/bu
 check "300 forks with busy threads finished (no deadlock)" grep -qx "burn forkloop done" "$WORK/o"
 check "nothing on stderr" test ! -s "$WORK/e"
 
+lp "$WORK/churn" -- "$PROGS/burn" churn 10000 >"$WORK/o" 2>"$WORK/e"
+check "10000 short threads: each thread's timer is deleted when it exits" \
+	grep -qx "timers left: 1" "$WORK/o"
+check "10000 short threads: no sample lost to the thread limit" \
+	bash -c "go tool pprof -raw $(profiles "$WORK/churn" | tr '\n' ' ') 2>/dev/null | grep -q '0 thread limit' &&
+		 ! go tool pprof -raw $(profiles "$WORK/churn" | tr '\n' ' ') 2>/dev/null | grep -Eq '[1-9][0-9]* thread limit'"
+
 lp "$WORK/deep" LIBPROF_MAX_DEPTH=16 -- "$PROGS/burn" deep 40 300 >/dev/null
 check "a stack deeper than LIBPROF_MAX_DEPTH ends in [truncated]" \
 	test "$(cum_pct '[truncated]' $(profiles "$WORK/deep"))" != 0

@@ -11,6 +11,8 @@
  *   burn execd MS         execd_work MS ms
  *   burn forkloop N       N forks (each child burns 2 ms) while two threads burn
  *   burn deep D MS        deep_recurse D levels deep, then MS ms at the bottom
+ *   burn churn N          N short threads one after another, then prints how
+ *                         many POSIX timers the process still has
  * Prints one line with the mode on success.
  */
 #include <pthread.h>
@@ -93,6 +95,24 @@ static void deep_recurse(int depth, double ms)
 	sink++;                     /* not a tail call */
 }
 
+static void *short_thread(void *arg)
+{
+	spin(*(double *)arg);
+	return NULL;
+}
+
+static int count_timers(void)
+{
+	char line[256];
+	int n = 0;
+	FILE *f = fopen("/proc/self/timers", "r");
+	while (f && fgets(line, sizeof(line), f))
+		n += strncmp(line, "ID:", 3) == 0;
+	if (f)
+		fclose(f);
+	return n;
+}
+
 static void *late_worker(void *arg)
 {
 	spin(*(double *)arg);
@@ -165,6 +185,10 @@ int main(int argc, char **argv)
 		fork_loop(atoi(argv[2]));
 	} else if (!strcmp(mode, "deep") && argc > 3) {
 		deep_recurse(atoi(argv[2]), atof(argv[3]));
+	} else if (!strcmp(mode, "churn")) {
+		for (int i = 0; i < atoi(argv[2]); i++)
+			run_threads(1, 0.2, short_thread);
+		printf("timers left: %d\n", count_timers());
 	} else if (!strcmp(mode, "execd")) {
 		execd_work(ms);
 	} else {
