@@ -8,7 +8,7 @@ CFLAGS  := -std=gnu11 -O2 -g -fPIC -fvisibility=hidden $(WARN) -Werror -D_GNU_SO
            -Ibuild/gen -pthread
 # libcurl is linked --as-needed: nothing calls it until the uploader exists, so a
 # profiled program does not load it (and its ~30 dependencies) for nothing.
-LDLIBS  := -lunwind-generic -lunwind -ldw -lelf -lprotobuf-c -lz -ldl -lrt -pthread \
+LDLIBS  := -lunwind-generic -lunwind -ldw -lelf -lprotobuf-c -lz -ldl -lrt -lm -pthread \
            -Wl,--as-needed -lcurl -Wl,--no-as-needed
 
 B       := build

@@ -28,11 +28,13 @@ static struct {
 	int final_requested, running;
 	/* exporter thread only */
 	struct lp_table *cpu;
+	struct lp_heapprof *heap;   /* NULL when heap profiling is off */
 	struct lp_symbolizer *sym;
 	struct lp_maps maps;
 	char dir[LP_PATH_MAX];
 	int dir_state;              /* 0 unknown, 1 chosen, -1 unusable */
-	unsigned seq_cpu;
+	unsigned seq_cpu, seq_heap;
+	int heap_had_live;          /* the last heap profile showed live blocks */
 	uint64_t interval_start_mono, interval_start_real;
 	uint64_t n_written, n_failed;
 } ex;
@@ -52,9 +54,14 @@ static void drain(uint64_t cutoff_ns)
 {
 	struct lp_sample *s;
 	while ((s = lp_ring_peek()) && s->time_ns < cutoff_ns) {
-		int64_t values[2] = { s->weight, s->weight * lp.period_ns };
-		if (lp_table_add(ex.cpu, s->pcs, s->depth, s->truncated, &s->labels, values, 2) < 0) {
-			/* counted by the table */
+		if (s->kind == LP_SAMPLE_CPU) {
+			int64_t values[2] = { s->weight, s->weight * lp.period_ns };
+			if (lp_table_add(ex.cpu, s->pcs, s->depth, s->truncated, &s->labels,
+					 values, 2) < 0) {
+				/* counted by the table */
+			}
+		} else if (s->kind == LP_SAMPLE_ALLOC && ex.heap) {
+			lp_heapprof_add(ex.heap, s);
 		}
 		lp_ring_pop();
 	}
@@ -79,9 +86,40 @@ static int ensure_dir(void)
 	return ex.dir_state > 0 ? 0 : -ENOENT;
 }
 
+/* Symbolizes, encodes, compresses and writes one profile of the interval. */
+static void emit(const char *type, const struct lp_table *t, struct lp_profile_desc *d,
+		 unsigned *seq, uint64_t end_mono)
+{
+	uint8_t *raw = NULL, *gz = NULL;
+	size_t raw_len, gz_len;
+	d->time_nanos = (int64_t)ex.interval_start_real;
+	d->duration_nanos = (int64_t)(end_mono - ex.interval_start_mono);
+	uint64_t t0 = lp_now_ns(CLOCK_THREAD_CPUTIME_ID);
+	refresh_maps();
+	lp_sym_reserve(ex.sym, lp_table_frames(t));
+	int rc = lp_pprof_encode(t, d, &ex.maps, ex.sym, &raw, &raw_len);
+	if (rc == 0)
+		rc = lp_gzip(raw, raw_len, &gz, &gz_len);
+	if (rc == 0)
+		rc = ensure_dir();
+	if (rc == 0)
+		rc = lp_sink_write(ex.dir, lp.service, lp.pid, type, seq, gz, gz_len);
+	if (rc == 0) {
+		ex.n_written++;
+		lp_log(LP_LOG_DEBUG, "wrote %s/%s.%d.%s.%06u.pb.gz (%zu stacks, %llu us)", ex.dir,
+		       lp.service, (int)lp.pid, type, *seq - 1, lp_table_count(t),
+		       (unsigned long long)(lp_now_ns(CLOCK_THREAD_CPUTIME_ID) - t0) / 1000);
+	} else if (ex.n_failed++ == 0 || lp.cfg.opt_log == LP_LOG_DEBUG) {
+		lp_log(LP_LOG_WARN, "could not write a %s profile (%s); it is lost, and later failures are logged at debug level",
+		       type, strerror(-rc));
+	}
+	free(raw);
+	free(gz);
+}
+
 static void write_cpu_profile(uint64_t end_mono)
 {
-	uint64_t ring_drops = lp_ring_take_dropped();
+	uint64_t ring_drops = lp_ring_take_dropped(LP_SAMPLE_CPU);
 	uint64_t loader = atomic_exchange(&lp.n_dropped[LP_DROP_LOADER], 0);
 	uint64_t busy = atomic_exchange(&lp.n_dropped[LP_DROP_BUSY], 0);
 	uint64_t slots = atomic_exchange(&lp.n_dropped[LP_DROP_NO_THREAD_SLOT], 0);
@@ -99,46 +137,50 @@ static void write_cpu_profile(uint64_t end_mono)
 		.types = { { "samples", "count" }, { "cpu", "nanoseconds" } },
 		.period_type = { "cpu", "nanoseconds" },
 		.period = lp.period_ns,
-		.time_nanos = (int64_t)ex.interval_start_real,
-		.duration_nanos = (int64_t)(end_mono - ex.interval_start_mono),
 		.default_type = "cpu",
 		.comments = { comment },
 		.n_comments = 1,
 	};
-	uint8_t *raw = NULL, *gz = NULL;
-	size_t raw_len, gz_len;
-	uint64_t t0 = lp_now_ns(CLOCK_THREAD_CPUTIME_ID);
-	refresh_maps();
-	lp_sym_reserve(ex.sym, lp_table_frames(ex.cpu));
-	uint64_t t1 = lp_now_ns(CLOCK_THREAD_CPUTIME_ID);
-	int rc = lp_pprof_encode(ex.cpu, &d, &ex.maps, ex.sym, &raw, &raw_len);
-	uint64_t t2 = lp_now_ns(CLOCK_THREAD_CPUTIME_ID);
-	if (rc == 0)
-		rc = lp_gzip(raw, raw_len, &gz, &gz_len);
-	uint64_t t3 = lp_now_ns(CLOCK_THREAD_CPUTIME_ID);
-	lp_log(LP_LOG_DEBUG, "profile cost: maps %llu us, encode+symbolize %llu us, gzip %llu us",
-	       (unsigned long long)(t1 - t0) / 1000, (unsigned long long)(t2 - t1) / 1000,
-	       (unsigned long long)(t3 - t2) / 1000);
-	if (rc == 0)
-		rc = ensure_dir();
-	if (rc == 0)
-		rc = lp_sink_write(ex.dir, lp.service, lp.pid, "cpu", &ex.seq_cpu, gz, gz_len);
-	if (rc == 0) {
-		ex.n_written++;
-		lp_log(LP_LOG_DEBUG, "wrote %s/%s.%d.cpu.%06u.pb.gz (%zu stacks)", ex.dir,
-		       lp.service, (int)lp.pid, ex.seq_cpu - 1, lp_table_count(ex.cpu));
-	} else if (ex.n_failed++ == 0 || lp.cfg.opt_log == LP_LOG_DEBUG) {
-		lp_log(LP_LOG_WARN, "could not write a cpu profile (%s); it is lost, and later failures are logged at debug level",
-		       strerror(-rc));
-	}
-	free(raw);
-	free(gz);
+	emit("cpu", ex.cpu, &d, &ex.seq_cpu, end_mono);
 	lp_table_reset(ex.cpu);
+}
+
+static void write_heap_profile(uint64_t end_mono)
+{
+	if (!ex.heap)
+		return;
+	lp_heapprof_prune(ex.heap, lp_heap_is_live);
+	uint64_t ring_drops = lp_ring_take_dropped(LP_SAMPLE_ALLOC);
+	uint64_t live_full = atomic_exchange(&lp.n_dropped[LP_DROP_HEAP_LIVE_FULL], 0);
+	/* An empty interval writes nothing, except right after live blocks were
+	 * shown: the next profile must say they are gone. */
+	if (lp_heapprof_empty(ex.heap) && !ring_drops && !live_full && !ex.heap_had_live)
+		return;
+	ex.heap_had_live = !lp_heapprof_empty(ex.heap);
+	const struct lp_table *t = lp_heapprof_build(ex.heap);
+	char comment[256];
+	lp_fmt(comment, sizeof(comment),
+	       "libprof " LP_VERSION ": dropped heap samples: %llu ring full, %llu live table full, "
+	       "%llu stack tables full", (unsigned long long)ring_drops,
+	       (unsigned long long)live_full, (unsigned long long)lp_heapprof_take_dropped(ex.heap));
+	struct lp_profile_desc d = {
+		.n_types = 4,
+		.types = { { "alloc_objects", "count" }, { "alloc_space", "bytes" },
+			   { "inuse_objects", "count" }, { "inuse_space", "bytes" } },
+		.period_type = { "space", "bytes" },
+		.period = lp.cfg.opt_heap_rate,
+		.default_type = "inuse_space",
+		.comments = { comment },
+		.n_comments = 1,
+	};
+	emit("heap", t, &d, &ex.seq_heap, end_mono);
+	lp_heapprof_end_interval(ex.heap);
 }
 
 static void end_interval(uint64_t end_mono)
 {
 	write_cpu_profile(end_mono);
+	write_heap_profile(end_mono);
 	ex.interval_start_real += end_mono - ex.interval_start_mono;
 	ex.interval_start_mono = end_mono;
 }
@@ -205,7 +247,10 @@ static int start_thread(void)
 	sigset_t all, old;
 	ex.cpu = lp_table_new((size_t)lp.cfg.opt_max_stacks);
 	ex.sym = lp_sym_new(32768);
-	if (!ex.cpu || !ex.sym)
+	if (lp_heap_on)
+		ex.heap = lp_heapprof_new((size_t)lp.cfg.opt_heap_max_live,
+					  (size_t)lp.cfg.opt_max_stacks, lp.cfg.opt_heap_rate);
+	if (!ex.cpu || !ex.sym || (lp_heap_on && !ex.heap))
 		return -ENOMEM;
 	ex.interval_start_mono = lp_now_ns(CLOCK_MONOTONIC);
 	ex.interval_start_real = lp_now_ns(CLOCK_REALTIME);

@@ -36,6 +36,10 @@ struct lp_table *lp_table_new(size_t max_stacks);
 int lp_table_add(struct lp_table *t, const uint64_t *pcs, int depth, int truncated,
 		 const struct lp_labels *labels, const int64_t *values, int n_values)
 	__attribute__((warn_unused_result));
+/* The index of the entry of (pcs, depth, truncated, labels), created with zero
+ * values when missing; -ENOSPC or -ENOMEM like lp_table_add. */
+int lp_table_intern(struct lp_table *t, const uint64_t *pcs, int depth, int truncated,
+		    const struct lp_labels *labels) __attribute__((warn_unused_result));
 size_t lp_table_count(const struct lp_table *t);
 /* The entry at i; the pointer is valid until the next lp_table_add or reset. */
 const struct lp_stack *lp_table_get(const struct lp_table *t, size_t i);
@@ -46,6 +50,28 @@ uint64_t lp_table_dropped(const struct lp_table *t);
 /* Empties the table, keeping its memory. */
 void lp_table_reset(struct lp_table *t);
 void lp_table_free(struct lp_table *t);
+
+/* ---- heap profiles (heapprof.c) ------------------------------------------- */
+
+struct lp_heapprof;
+
+/* At most max_live live blocks and max_stacks stacks; rate is the sampling
+ * rate in bytes. NULL on ENOMEM. */
+struct lp_heapprof *lp_heapprof_new(size_t max_live, size_t max_stacks, int64_t rate);
+void lp_heapprof_free(struct lp_heapprof *h);
+/* A sampled allocation (LP_SAMPLE_ALLOC) from the ring. */
+void lp_heapprof_add(struct lp_heapprof *h, const struct lp_sample *s);
+/* Forgets the blocks is_live() says were freed. */
+void lp_heapprof_prune(struct lp_heapprof *h, int (*is_live)(uint64_t addr, uint64_t seq));
+/* The profile's table: [alloc_objects, alloc_space, inuse_objects, inuse_space]
+ * per stack. Owned by h, valid until the next build. */
+const struct lp_table *lp_heapprof_build(struct lp_heapprof *h);
+/* Nothing allocated this interval and nothing live. */
+int lp_heapprof_empty(const struct lp_heapprof *h);
+/* Samples dropped since the last call (tables full). */
+uint64_t lp_heapprof_take_dropped(struct lp_heapprof *h);
+/* Starts the next interval's allocation counts. */
+void lp_heapprof_end_interval(struct lp_heapprof *h);
 
 /* ---- pprof encoding (pprof.c) --------------------------------------------- */
 

@@ -84,8 +84,10 @@ static int reserve(void **p, size_t *cap, size_t need, size_t elem)
 	return 0;
 }
 
-int lp_table_add(struct lp_table *t, const uint64_t *pcs, int depth, int truncated,
-		 const struct lp_labels *labels, const int64_t *values, int n_values)
+/* The entry of (pcs, depth, truncated, labels), created (zeroed) when missing.
+ * Returns its index, or -ENOSPC (full, counted) or -ENOMEM. */
+static long find_or_insert(struct lp_table *t, const uint64_t *pcs, int depth, int truncated,
+			   const struct lp_labels *labels)
 {
 	uint64_t h = hash_stack(pcs, depth, truncated, labels);
 	size_t i = h & t->index_mask;
@@ -93,11 +95,8 @@ int lp_table_add(struct lp_table *t, const uint64_t *pcs, int depth, int truncat
 		struct lp_stack *e = &t->entries[t->index[i] - 1];
 		if (e->hash == h && e->depth == depth && e->truncated == truncated &&
 		    memcmp(e->pcs, pcs, (size_t)depth * sizeof(*pcs)) == 0 &&
-		    memcmp(&e->labels, labels, sizeof(*labels)) == 0) {
-			for (int v = 0; v < n_values && v < LP_MAX_VALUES; v++)
-				e->values[v] += values[v];
-			return 0;
-		}
+		    memcmp(&e->labels, labels, sizeof(*labels)) == 0)
+			return (long)t->index[i] - 1;
 	}
 	if (t->n >= t->max) {
 		t->n_dropped++;
@@ -130,10 +129,27 @@ int lp_table_add(struct lp_table *t, const uint64_t *pcs, int depth, int truncat
 	e->pcs = t->arena + t->arena_used;
 	memcpy(t->arena + t->arena_used, pcs, (size_t)depth * sizeof(*pcs));
 	t->arena_used += (size_t)depth;
-	for (int v = 0; v < n_values && v < LP_MAX_VALUES; v++)
-		e->values[v] = values[v];
 	t->index[i] = (uint32_t)++t->n;
+	return (long)t->n - 1;
+}
+
+int lp_table_add(struct lp_table *t, const uint64_t *pcs, int depth, int truncated,
+		 const struct lp_labels *labels, const int64_t *values, int n_values)
+{
+	long idx = find_or_insert(t, pcs, depth, truncated, labels);
+	if (idx < 0)
+		return (int)idx;
+	struct lp_stack *e = &t->entries[idx];
+	for (int v = 0; v < n_values && v < LP_MAX_VALUES; v++)
+		e->values[v] += values[v];
 	return 0;
+}
+
+int lp_table_intern(struct lp_table *t, const uint64_t *pcs, int depth, int truncated,
+		    const struct lp_labels *labels)
+{
+	long idx = find_or_insert(t, pcs, depth, truncated, labels);
+	return idx > 2147483647L ? -ENOSPC : (int)idx;
 }
 
 size_t lp_table_count(const struct lp_table *t) { return t->n; }

@@ -10,7 +10,7 @@
 #include <signal.h>
 #include <string.h>
 
-enum kind { K_BOOL, K_INT, K_DECIMAL, K_SIGNAL, K_LOG, K_PATH, K_NAME, K_OTEL_BOOL };
+enum kind { K_BOOL, K_INT, K_INT64, K_DECIMAL, K_SIGNAL, K_LOG, K_PATH, K_NAME, K_OTEL_BOOL };
 
 struct var {
 	const char *name;
@@ -31,6 +31,8 @@ static const struct var vars[] = {
 	{ "LIBPROF_FOLLOW_EXEC", K_BOOL, 0, 1, 1, F(opt_follow_exec) },
 	{ "LIBPROF_RING_SLOTS", K_INT, 256, 65536, 4096, F(opt_ring_slots) },
 	{ "LIBPROF_MAX_STACKS", K_INT, 1024, 1048576, 65536, F(opt_max_stacks) },
+	{ "LIBPROF_HEAP_RATE", K_INT64, 0, 1073741824, 524288, F(opt_heap_rate) },
+	{ "LIBPROF_HEAP_MAX_LIVE", K_INT, 1024, 1048576, 32768, F(opt_heap_max_live) },
 	{ "LIBPROF_LOG", K_LOG, 0, 0, LP_LOG_WARN, F(opt_log) },
 	{ "LIBPROF_OUTPUT_DIR", K_PATH, 0, 0, 0, F(opt_output_dir) },
 	{ "OTEL_SERVICE_NAME", K_NAME, 0, 0, 0, F(opt_service) },
@@ -42,7 +44,7 @@ static const struct var vars[] = {
 const char *const lp_config_names[] = {
 	"LIBPROF_ENABLE", "LIBPROF_CPU_HZ", "LIBPROF_CPU_SIGNAL", "LIBPROF_MAX_DEPTH",
 	"LIBPROF_INTERVAL", "LIBPROF_FOLLOW_EXEC", "LIBPROF_RING_SLOTS",
-	"LIBPROF_MAX_STACKS", "LIBPROF_LOG", "LIBPROF_OUTPUT_DIR", "OTEL_SERVICE_NAME",
+	"LIBPROF_MAX_STACKS", "LIBPROF_HEAP_RATE", "LIBPROF_HEAP_MAX_LIVE", "LIBPROF_LOG", "LIBPROF_OUTPUT_DIR", "OTEL_SERVICE_NAME",
 	"OTEL_SDK_DISABLED", NULL
 };
 
@@ -68,7 +70,7 @@ static long parse_whole(const char *s)
 	if (!*s)
 		return -1;
 	for (; *s; s++) {
-		if (*s < '0' || *s > '9' || v > 100000000)
+		if (*s < '0' || *s > '9' || v > 100000000000000L)
 			return -1;
 		v = v * 10 + (*s - '0');
 	}
@@ -186,6 +188,7 @@ static const char *range_text(const struct var *v, char *buf, size_t size)
 	case K_BOOL:
 		return "one of 1, 0, true, false, yes, no, on, off";
 	case K_INT:
+	case K_INT64:
 		lp_fmt(buf, size, "a whole number from %ld to %ld", v->lo, v->hi);
 		return buf;
 	case K_DECIMAL:
@@ -225,6 +228,9 @@ static void store_default(struct lp_config *cfg, const struct var *v)
 	switch (v->kind) {
 	case K_DECIMAL:
 		*(int64_t *)field = (int64_t)v->def * 1000000;
+		break;
+	case K_INT64:
+		*(int64_t *)field = v->def;
 		break;
 	case K_PATH:
 	case K_NAME:
@@ -268,6 +274,12 @@ static int store_value(struct lp_config *cfg, const struct var *v, const char *v
 		if (n < v->lo || n > v->hi)
 			n = -1;
 		break;
+	case K_INT64:
+		n = parse_whole(val);
+		if (n < v->lo || n > v->hi)
+			return 0;
+		*(int64_t *)field = n;
+		return 1;
 	case K_DECIMAL:
 		n = parse_milli(val);
 		if (n < v->lo || n > v->hi)

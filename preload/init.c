@@ -84,6 +84,7 @@ static void after_fork_child(void)
 		atomic_store(&lp.n_dropped[i], 0);
 	lp_guard_enter();
 	lp_sampler_after_fork();
+	lp_heap_after_fork();
 	lp_exporter_after_fork();
 	lp_guard_exit();
 }
@@ -124,6 +125,8 @@ void lp_init(void)
 		goto out;
 	}
 	start_cpu();
+	if (lp_heap_init() < 0)
+		lp_log(LP_LOG_WARN, "cannot set up heap profiling (out of memory); it is off");
 	if (lp_exporter_start() < 0) {
 		lp_log(LP_LOG_WARN, "cannot start the exporter thread; not profiling");
 		atomic_store(&lp.cpu_active, 0);
@@ -132,8 +135,8 @@ void lp_init(void)
 	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 	lp_thread_learn_stack();
 	atomic_store(&lp.initialized, 1);
-	lp_log(LP_LOG_INFO, "profiling %s (pid %d) at %d Hz", lp.service, (int)lp.pid,
-	       lp.cfg.opt_cpu_hz);
+	lp_log(LP_LOG_INFO, "profiling %s (pid %d): cpu at %d Hz, heap every %lld bytes", lp.service,
+	       (int)lp.pid, lp.cfg.opt_cpu_hz, (long long)lp.cfg.opt_heap_rate);
 	lp_guard_exit();
 	lp_sampler_thread_start();
 	return;

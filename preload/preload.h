@@ -36,6 +36,8 @@ struct lp_config {
 	int opt_follow_exec;
 	int opt_ring_slots;         /* power of two */
 	int opt_max_stacks;         /* aggregation table cap per interval */
+	int64_t opt_heap_rate;      /* mean bytes between heap samples; 0 = off */
+	int opt_heap_max_live;      /* sampled live blocks tracked at most */
 	enum lp_log_level opt_log;
 	char opt_output_dir[LP_PATH_MAX]; /* "" = default directory */
 	char opt_service[LP_NAME_MAX];    /* OTEL_SERVICE_NAME, "" = program name */
@@ -69,7 +71,7 @@ size_t lp_vfmt(char *buf, size_t size, const char *fmt, va_list ap);
 
 /* ---- the sample ring (ring.c) ------------------------------------------- */
 
-enum lp_sample_kind { LP_SAMPLE_CPU = 0 };
+enum lp_sample_kind { LP_SAMPLE_CPU, LP_SAMPLE_ALLOC, LP_SAMPLE_KINDS };
 
 #define LP_MAX_DEPTH_LIMIT 512
 
@@ -87,6 +89,7 @@ struct lp_sample {
 	uint16_t truncated;
 	uint16_t pad;
 	struct lp_labels labels;
+	uint64_t addr, size, seq;   /* LP_SAMPLE_ALLOC: the block and its live-set seq */
 	uint64_t pcs[];
 };
 
@@ -96,8 +99,9 @@ struct lp_sample {
  * dropped and counted. Created once at load; reset in a forked child.
  */
 int lp_ring_init(unsigned n_slots, unsigned max_depth) LP_MUST_CHECK;
-/* Reserve a slot; returns NULL when full (drop counted). Async-signal-safe. */
-struct lp_sample *lp_ring_reserve(void);
+/* Reserve a slot; returns NULL when full (a drop of that kind counted).
+ * Async-signal-safe. */
+struct lp_sample *lp_ring_reserve(enum lp_sample_kind kind);
 /* Publish a reserved slot. Async-signal-safe. */
 void lp_ring_commit(struct lp_sample *s);
 /* Consumer: the oldest published sample, or NULL. Exporter thread only. */
@@ -108,8 +112,8 @@ void lp_ring_pop(void);
 unsigned lp_ring_fill_percent(void);
 /* Forget everything (forked child: producers of the parent are gone). */
 void lp_ring_reset(void);
-/* Reads and zeroes the drop counter. */
-uint64_t lp_ring_take_dropped(void);
+/* Reads and zeroes the drop counter of one kind. */
+uint64_t lp_ring_take_dropped(enum lp_sample_kind kind);
 
 /* ---- process and thread state (init.c, sampler.c) ----------------------- */
 
@@ -117,6 +121,7 @@ enum lp_drop_reason {
 	LP_DROP_LOADER,             /* thread was inside the dynamic loader */
 	LP_DROP_BUSY,               /* thread was inside libprof (unwinder, ...) */
 	LP_DROP_NO_THREAD_SLOT,     /* more live threads than timer slots */
+	LP_DROP_HEAP_LIVE_FULL,     /* heap: the live-block table was full */
 	LP_DROP_REASONS
 };
 
@@ -145,6 +150,8 @@ struct lp_thread {
 	uintptr_t stack_lo, stack_hi; /* this thread's stack, 0 = unknown */
 	int program_blocked;        /* the program believes it blocked our signal */
 	struct lp_labels labels;    /* current trace context */
+	int64_t heap_countdown;     /* bytes until the next heap sample */
+	uint64_t heap_rng;          /* xorshift state; 0 = countdown not drawn yet */
 };
 
 extern LP_TLS struct lp_thread lp_self;
@@ -183,6 +190,44 @@ int lp_sampler_owns_signal(int sig);
 
 /* Stack bounds of the calling thread into lp_self (not async-signal-safe). */
 void lp_thread_learn_stack(void);
+
+/* ---- heap sampling (heap.c) --------------------------------------------- */
+
+/* Set once at load: heap sampling is on. Read by every malloc wrapper. */
+extern int lp_heap_on;
+/* Counting filter over sampled live addresses: 0 means "never sampled". */
+#define LP_HEAP_FILTER_BITS 16
+extern uint8_t lp_heap_filter[1 << LP_HEAP_FILTER_BITS];
+
+static inline size_t lp_heap_filter_slot(const void *p)
+{
+	return (size_t)(((uintptr_t)p * 0x9E3779B97F4A7C15ull) >> (64 - LP_HEAP_FILTER_BITS));
+}
+
+/* Sets up the live-block table and filter. 0 or a negative errno. */
+int lp_heap_init(void) LP_MUST_CHECK;
+/* An allocation of size bytes: 1 when it is to be sampled (Poisson, mean
+ * LIBPROF_HEAP_RATE bytes). Inline fast path: one subtraction. */
+int lp_heap_countdown_slow(size_t size);
+static inline int lp_heap_should_sample(size_t size)
+{
+	lp_self.heap_countdown -= (int64_t)size;
+	return lp_self.heap_countdown <= 0 && lp_heap_countdown_slow(size);
+}
+/* Records the sampled block p of size bytes (stack, live table). */
+void lp_heap_record(void *p, size_t size);
+/* p is being freed: forgets it if it was sampled. The common case (never
+ * sampled) is one filter load, inline. */
+void lp_heap_forget_slow(void *p);
+static inline void lp_heap_forget(void *p)
+{
+	if (__builtin_expect(lp_heap_filter[lp_heap_filter_slot(p)] != 0, 0))
+		lp_heap_forget_slow(p);
+}
+/* Exporter: is the block recorded as seq still live? */
+int lp_heap_is_live(uint64_t addr, uint64_t seq);
+/* Forked child: the parent's table no longer describes anything. */
+void lp_heap_after_fork(void);
 
 /* Monotonic and real time in ns. Async-signal-safe. */
 static inline uint64_t lp_now_ns(clockid_t clk)

@@ -29,7 +29,7 @@ static struct {
 	uint64_t mask;
 	_Atomic uint64_t head;      /* next position to claim */
 	uint64_t tail;              /* consumer only */
-	_Atomic uint64_t n_dropped;
+	_Atomic uint64_t n_dropped[LP_SAMPLE_KINDS];
 } ring;
 
 static struct cell *cell_at(uint64_t pos)
@@ -43,7 +43,8 @@ void lp_ring_reset(void)
 		atomic_store_explicit(&cell_at(i)->seq, i, memory_order_relaxed);
 	atomic_store(&ring.head, 0);
 	ring.tail = 0;
-	atomic_store(&ring.n_dropped, 0);
+	for (int k = 0; k < LP_SAMPLE_KINDS; k++)
+		atomic_store(&ring.n_dropped[k], 0);
 }
 
 int lp_ring_init(unsigned n_slots, unsigned max_depth)
@@ -59,7 +60,7 @@ int lp_ring_init(unsigned n_slots, unsigned max_depth)
 	return 0;
 }
 
-struct lp_sample *lp_ring_reserve(void)
+struct lp_sample *lp_ring_reserve(enum lp_sample_kind kind)
 {
 	if (!ring.mem)
 		return NULL;
@@ -74,7 +75,7 @@ struct lp_sample *lp_ring_reserve(void)
 								  memory_order_relaxed))
 				return &c->sample;
 		} else if (dif < 0) {
-			atomic_fetch_add_explicit(&ring.n_dropped, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&ring.n_dropped[kind], 1, memory_order_relaxed);
 			return NULL;
 		} else {
 			pos = atomic_load_explicit(&ring.head, memory_order_relaxed);
@@ -112,7 +113,7 @@ unsigned lp_ring_fill_percent(void)
 	return (unsigned)(used * 100 / (ring.mask + 1));
 }
 
-uint64_t lp_ring_take_dropped(void)
+uint64_t lp_ring_take_dropped(enum lp_sample_kind kind)
 {
-	return atomic_exchange(&ring.n_dropped, 0);
+	return atomic_exchange(&ring.n_dropped[kind], 0);
 }

@@ -68,7 +68,7 @@ static void on_signal(int sig, siginfo_t *si, void *ucv)
 		drop(LP_DROP_BUSY);
 		goto out;
 	}
-	struct lp_sample *s = lp_ring_reserve();
+	struct lp_sample *s = lp_ring_reserve(LP_SAMPLE_CPU);
 	if (!s) {
 		atomic_fetch_sub(&n_unwinding, 1);
 		goto out;           /* counted by the ring */

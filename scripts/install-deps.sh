@@ -5,7 +5,7 @@ set -eu
 
 build="gcc make pkg-config libc6-dev libunwind-dev libprotobuf-c-dev protobuf-c-compiler
        zlib1g-dev libcurl4-openssl-dev libdw-dev libelf-dev"
-test="libcmocka-dev golang-go protobuf-compiler python3 sqlite3 gzip coreutils g++"
+test="libcmocka-dev golang-go protobuf-compiler python3 sqlite3 gzip coreutils g++ libjemalloc2 libgoogle-perftools4"
 bench="google-perftools libgoogle-perftools-dev heaptrack time"
 
 case "${1:-build}" in

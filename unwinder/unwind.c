@@ -42,6 +42,7 @@ struct walk {
 
 static unw_addr_space_t addr_space;
 static pid_t self_pid;
+static uintptr_t self_lo, self_hi;     /* libprof's own mapping */
 
 /* DWARF pointer encodings used by .eh_frame_hdr. */
 enum { PE_ABSPTR = 0x00, PE_UDATA4 = 0x03, PE_SDATA4 = 0x0b, PE_UDATA8 = 0x04,
@@ -250,7 +251,12 @@ int lp_unwind_init(void)
 		.get_proc_name = get_proc_name,
 	};
 	int before[256], after[256], nb, na;
+	struct dl_find_object fo;
 	self_pid = getpid();
+	if (_dl_find_object((void *)lp_unwind_init, &fo) == 0) {
+		self_lo = (uintptr_t)fo.dlfo_map_start;
+		self_hi = (uintptr_t)fo.dlfo_map_end;
+	}
 	nb = count_fds(before, 256);
 	addr_space = unw_create_addr_space(&acc, 0);
 	if (!addr_space)
@@ -301,5 +307,26 @@ int lp_unwind_capture(const ucontext_t *uc, uintptr_t stack_lo, uintptr_t stack_
 		pcs[n++] = ip;
 	}
 	*truncated = unw_step(&cursor) > 0;
+	return n;
+}
+
+int lp_unwind_capture_here(uintptr_t stack_lo, uintptr_t stack_hi, uint64_t *pcs, int max,
+			   int *truncated)
+{
+	ucontext_t uc;
+	int n, skip = 0;
+	if (getcontext(&uc) < 0)
+		return 0;
+	n = lp_unwind_capture(&uc, stack_lo, stack_hi, pcs, max, truncated);
+	while (skip < n && pcs[skip] >= self_lo && pcs[skip] < self_hi)
+		skip++;
+	if (skip) {
+		memmove(pcs, pcs + skip, (size_t)(n - skip) * sizeof(*pcs));
+		n -= skip;
+	}
+	/* pcs[0] is now a return address like the others: make it point inside the
+	 * call, as encoders do for every frame but a signal's leaf. */
+	if (n > 0)
+		pcs[0] -= 1;
 	return n;
 }

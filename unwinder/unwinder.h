@@ -29,6 +29,15 @@ void lp_unwind_after_fork(void);
 int lp_unwind_capture(const ucontext_t *uc, uintptr_t stack_lo, uintptr_t stack_hi,
 		      uint64_t *pcs, int max, int *truncated);
 
+/*
+ * The same from the caller's own context (a wrapper, not a signal): the
+ * frames inside libprof are left out; pcs[0] is an address inside the
+ * program's call into libprof (return address - 1), the rest return addresses.
+ * Not async-signal-safe (getcontext).
+ */
+int lp_unwind_capture_here(uintptr_t stack_lo, uintptr_t stack_hi, uint64_t *pcs, int max,
+			   int *truncated);
+
 /* ---- mappings (maps.c) -------------------------------------------------------- */
 
 struct lp_mapping {

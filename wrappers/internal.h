@@ -9,5 +9,6 @@ void lp_signal_wrappers_init(void);
 void lp_thread_wrappers_init(void);
 void lp_dl_wrappers_init(void);
 void lp_exec_wrappers_init(void);
+void lp_malloc_wrappers_init(void);
 
 #endif

@@ -19,4 +19,5 @@ void lp_wrappers_init(void)
 	lp_thread_wrappers_init();
 	lp_dl_wrappers_init();
 	lp_exec_wrappers_init();
+	lp_malloc_wrappers_init();
 }

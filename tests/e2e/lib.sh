@@ -30,8 +30,9 @@ lp() {
 	env LIBPROF_OUTPUT_DIR="$dir" "${envs[@]}" LD_PRELOAD="$LIB" "$@"
 }
 
-# profiles DIR [PATTERN]: the profile files in DIR (sorted), one per line.
-profiles() { ls "$1"/${2:-*}.pb.gz 2>/dev/null | sort; }
+# profiles DIR [PATTERN]: the profile files in DIR (sorted), one per line; CPU
+# profiles unless PATTERN (a glob without .pb.gz, e.g. "*.heap.*") says otherwise.
+profiles() { ls "$1"/${2:-*.cpu.*}.pb.gz 2>/dev/null | sort; }
 
 # top FILES...: `go tool pprof -top` in milliseconds, every node.
 top() { go tool pprof -top -nodecount=100000 -unit=ms "$@" 2>/dev/null; }
@@ -54,6 +55,35 @@ flat_pct() {
 cum_pct() {
 	local fn=$1; shift
 	top "$@" | awk -v fn="$fn" '
+		$2 ~ /%$/ { name = $6; for (i = 7; i <= NF; i++) name = name " " $i
+			    if (name == fn) { sub(/%/, "", $5); print $5 + 0; found = 1; exit } }
+		END { if (!found) print 0 }'
+}
+
+# heap_top INDEX FILES...: `go tool pprof -top` of a heap sample type, in bytes.
+heap_top() {
+	local idx=$1; shift
+	go tool pprof -top -nodecount=100000 -sample_index="$idx" -unit=B "$@" 2>/dev/null
+}
+
+# heap_total INDEX FILES...: the total of a heap sample type in bytes.
+heap_total() {
+	heap_top "$@" | sed -n 's/.*Total samples = \([0-9.]*\)B.*/\1/p' | head -1
+}
+
+# heap_cum INDEX FUNCTION FILES...: FUNCTION's cumulative bytes (0 if absent).
+heap_cum() {
+	local idx=$1 fn=$2; shift 2
+	heap_top "$idx" "$@" | awk -v fn="$fn" '
+		$2 ~ /%$/ { name = $6; for (i = 7; i <= NF; i++) name = name " " $i
+			    if (name == fn) { v = $4; sub(/B$/, "", v); print v + 0; found = 1; exit } }
+		END { if (!found) print 0 }'
+}
+
+# heap_cum_pct INDEX FUNCTION FILES...: FUNCTION's cumulative share in percent.
+heap_cum_pct() {
+	local idx=$1 fn=$2; shift 2
+	heap_top "$idx" "$@" | awk -v fn="$fn" '
 		$2 ~ /%$/ { name = $6; for (i = 7; i <= NF; i++) name = name " " $i
 			    if (name == fn) { sub(/%/, "", $5); print $5 + 0; found = 1; exit } }
 		END { if (!found) print 0 }'
