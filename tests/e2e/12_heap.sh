@@ -54,6 +54,32 @@ for alloc in /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /usr/lib/x86_64-linux-gn
 	check "$name: its allocations are profiled" test -n "$(profiles "$WORK/$name" '*.heap.*')"
 done
 
+# A program with its own malloc in the executable: its definitions win over
+# libprof's (nothing of the heap is seen), and everything keeps working.
+cat >"$WORK/ownmalloc.c" <<'C'
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+extern void *__libc_malloc(size_t), *__libc_calloc(size_t, size_t), *__libc_realloc(void *, size_t);
+extern void __libc_free(void *);
+static long calls;
+void *malloc(size_t n) { calls++; return __libc_malloc(n); }
+void *calloc(size_t n, size_t s) { calls++; return __libc_calloc(n, s); }
+void *realloc(void *p, size_t n) { calls++; return __libc_realloc(p, n); }
+void free(void *p) { __libc_free(p); }
+int main(void) {
+	long before = calls;
+	for (int i = 0; i < 100000; i++) { char *p = malloc(100); strcpy(p, "x"); free(p); }
+	printf("own allocator served %ld of our mallocs\n", calls - before);
+	return 0;
+}
+C
+cc -O1 "$WORK/ownmalloc.c" -o "$WORK/ownmalloc"
+"$WORK/ownmalloc" >"$WORK/plain"
+lp "$WORK/own" -- "$WORK/ownmalloc" >"$WORK/o" 2>"$WORK/e"
+check "a program with its own malloc runs the same" cmp -s "$WORK/plain" "$WORK/o"
+check "and nothing on stderr" test ! -s "$WORK/e"
+
 # C++: operator new reaches malloc through libstdc++.
 cat >"$WORK/widgets.cpp" <<'CPP'
 #include <cstdio>
