@@ -29,11 +29,12 @@ static struct {
 	/* exporter thread only */
 	struct lp_table *cpu;
 	struct lp_heapprof *heap;   /* NULL when heap profiling is off */
+	struct lp_table *mutex;     /* [contentions, delay ns], scaled by the rate */
 	struct lp_symbolizer *sym;
 	struct lp_maps maps;
 	char dir[LP_PATH_MAX];
 	int dir_state;              /* 0 unknown, 1 chosen, -1 unusable */
-	unsigned seq_cpu, seq_heap;
+	unsigned seq_cpu, seq_heap, seq_mutex;
 	int heap_had_live;          /* the last heap profile showed live blocks */
 	uint64_t interval_start_mono, interval_start_real;
 	uint64_t n_written, n_failed;
@@ -62,6 +63,12 @@ static void drain(uint64_t cutoff_ns)
 			}
 		} else if (s->kind == LP_SAMPLE_ALLOC && ex.heap) {
 			lp_heapprof_add(ex.heap, s);
+		} else if (s->kind == LP_SAMPLE_MUTEX) {
+			int64_t values[2] = { s->weight, (int64_t)s->size * s->weight };
+			if (lp_table_add(ex.mutex, s->pcs, s->depth, s->truncated, &s->labels,
+					 values, 2) < 0) {
+				/* counted by the table */
+			}
 		}
 		lp_ring_pop();
 	}
@@ -177,10 +184,35 @@ static void write_heap_profile(uint64_t end_mono)
 	lp_heapprof_end_interval(ex.heap);
 }
 
+static void write_mutex_profile(uint64_t end_mono)
+{
+	uint64_t ring_drops = lp_ring_take_dropped(LP_SAMPLE_MUTEX);
+	uint64_t table = lp_table_dropped(ex.mutex);
+	if (lp_table_count(ex.mutex) == 0 && !ring_drops && !table)
+		return;
+	char comment[256];
+	lp_fmt(comment, sizeof(comment),
+	       "libprof " LP_VERSION ": dropped contention samples: %llu ring full, %llu stack table full; "
+	       "one contention in %d sampled, values scaled by it", (unsigned long long)ring_drops,
+	       (unsigned long long)table, lp.cfg.opt_mutex_rate);
+	struct lp_profile_desc d = {
+		.n_types = 2,
+		.types = { { "contentions", "count" }, { "delay", "nanoseconds" } },
+		.period_type = { "contentions", "count" },
+		.period = lp.cfg.opt_mutex_rate,
+		.default_type = "delay",
+		.comments = { comment },
+		.n_comments = 1,
+	};
+	emit("mutex", ex.mutex, &d, &ex.seq_mutex, end_mono);
+	lp_table_reset(ex.mutex);
+}
+
 static void end_interval(uint64_t end_mono)
 {
 	write_cpu_profile(end_mono);
 	write_heap_profile(end_mono);
+	write_mutex_profile(end_mono);
 	ex.interval_start_real += end_mono - ex.interval_start_mono;
 	ex.interval_start_mono = end_mono;
 }
@@ -246,11 +278,12 @@ static int start_thread(void)
 	pthread_attr_t attr;
 	sigset_t all, old;
 	ex.cpu = lp_table_new((size_t)lp.cfg.opt_max_stacks);
+	ex.mutex = lp_table_new((size_t)lp.cfg.opt_max_stacks);
 	ex.sym = lp_sym_new(32768);
 	if (lp_heap_on)
 		ex.heap = lp_heapprof_new((size_t)lp.cfg.opt_heap_max_live,
 					  (size_t)lp.cfg.opt_max_stacks, lp.cfg.opt_heap_rate);
-	if (!ex.cpu || !ex.sym || (lp_heap_on && !ex.heap))
+	if (!ex.cpu || !ex.mutex || !ex.sym || (lp_heap_on && !ex.heap))
 		return -ENOMEM;
 	ex.interval_start_mono = lp_now_ns(CLOCK_MONOTONIC);
 	ex.interval_start_real = lp_now_ns(CLOCK_REALTIME);

@@ -127,6 +127,7 @@ void lp_init(void)
 	start_cpu();
 	if (lp_heap_init() < 0)
 		lp_log(LP_LOG_WARN, "cannot set up heap profiling (out of memory); it is off");
+	lp_mutex_on = lp.cfg.opt_mutex_rate > 0;
 	if (lp_exporter_start() < 0) {
 		lp_log(LP_LOG_WARN, "cannot start the exporter thread; not profiling");
 		atomic_store(&lp.cpu_active, 0);
@@ -135,8 +136,9 @@ void lp_init(void)
 	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 	lp_thread_learn_stack();
 	atomic_store(&lp.initialized, 1);
-	lp_log(LP_LOG_INFO, "profiling %s (pid %d): cpu at %d Hz, heap every %lld bytes", lp.service,
-	       (int)lp.pid, lp.cfg.opt_cpu_hz, (long long)lp.cfg.opt_heap_rate);
+	lp_log(LP_LOG_INFO, "profiling %s (pid %d): cpu at %d Hz, heap every %lld bytes, "
+	       "one lock contention in %d", lp.service, (int)lp.pid, lp.cfg.opt_cpu_hz,
+	       (long long)lp.cfg.opt_heap_rate, lp.cfg.opt_mutex_rate);
 	lp_guard_exit();
 	lp_sampler_thread_start();
 	return;

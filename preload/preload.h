@@ -38,6 +38,7 @@ struct lp_config {
 	int opt_max_stacks;         /* aggregation table cap per interval */
 	int64_t opt_heap_rate;      /* mean bytes between heap samples; 0 = off */
 	int opt_heap_max_live;      /* sampled live blocks tracked at most */
+	int opt_mutex_rate;         /* one contention in N is sampled; 0 = off */
 	enum lp_log_level opt_log;
 	char opt_output_dir[LP_PATH_MAX]; /* "" = default directory */
 	char opt_service[LP_NAME_MAX];    /* OTEL_SERVICE_NAME, "" = program name */
@@ -71,7 +72,7 @@ size_t lp_vfmt(char *buf, size_t size, const char *fmt, va_list ap);
 
 /* ---- the sample ring (ring.c) ------------------------------------------- */
 
-enum lp_sample_kind { LP_SAMPLE_CPU, LP_SAMPLE_ALLOC, LP_SAMPLE_KINDS };
+enum lp_sample_kind { LP_SAMPLE_CPU, LP_SAMPLE_ALLOC, LP_SAMPLE_MUTEX, LP_SAMPLE_KINDS };
 
 #define LP_MAX_DEPTH_LIMIT 512
 
@@ -89,7 +90,7 @@ struct lp_sample {
 	uint16_t truncated;
 	uint16_t pad;
 	struct lp_labels labels;
-	uint64_t addr, size, seq;   /* LP_SAMPLE_ALLOC: the block and its live-set seq */
+	uint64_t addr, size, seq;   /* ALLOC: the block and its live-set seq; MUTEX: size = wait ns */
 	uint64_t pcs[];
 };
 
@@ -152,6 +153,7 @@ struct lp_thread {
 	struct lp_labels labels;    /* current trace context */
 	int64_t heap_countdown;     /* bytes until the next heap sample */
 	uint64_t heap_rng;          /* xorshift state; 0 = countdown not drawn yet */
+	uint64_t mutex_rng;         /* xorshift state; 0 = not seeded yet */
 };
 
 extern LP_TLS struct lp_thread lp_self;
@@ -228,6 +230,15 @@ static inline void lp_heap_forget(void *p)
 int lp_heap_is_live(uint64_t addr, uint64_t seq);
 /* Forked child: the parent's table no longer describes anything. */
 void lp_heap_after_fork(void);
+
+/* ---- lock contention (contention.c) -------------------------------------- */
+
+/* Set once at load: lock contention is sampled. */
+extern int lp_mutex_on;
+/* A contention event: 1 when this one is to be sampled (one in N). */
+int lp_mutex_should_sample(void);
+/* Records a sampled wait of waited_ns at the stack pcs (wrapper context). */
+void lp_mutex_record(const uint64_t *pcs, int depth, int truncated, uint64_t waited_ns);
 
 /* Monotonic and real time in ns. Async-signal-safe. */
 static inline uint64_t lp_now_ns(clockid_t clk)

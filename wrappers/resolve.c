@@ -20,4 +20,5 @@ void lp_wrappers_init(void)
 	lp_dl_wrappers_init();
 	lp_exec_wrappers_init();
 	lp_malloc_wrappers_init();
+	lp_mutex_wrappers_init();
 }
