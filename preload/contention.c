@@ -36,7 +36,7 @@ void lp_mutex_record(const uint64_t *pcs, int depth, int truncated, uint64_t wai
 		s->time_ns = lp_now_ns(CLOCK_MONOTONIC);
 		s->kind = LP_SAMPLE_MUTEX;
 		s->weight = lp.cfg.opt_mutex_rate;
-		s->labels = lp_self.labels;
+		lp_trace_current(&s->labels);
 		s->size = waited_ns;
 		s->depth = (uint16_t)depth;
 		s->truncated = (uint16_t)truncated;

@@ -194,7 +194,7 @@ void lp_heap_record(void *p, size_t size)
 	s->time_ns = lp_now_ns(CLOCK_MONOTONIC);
 	s->kind = LP_SAMPLE_ALLOC;
 	s->weight = 1;
-	s->labels = lp_self.labels;
+	lp_trace_current(&s->labels);
 	s->addr = (uintptr_t)p;
 	s->size = size;
 	s->seq = seq;

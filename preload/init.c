@@ -17,7 +17,7 @@
 #define FINAL_TIMEOUT_MS 5000
 
 struct lp_process lp = { .cfg = { .opt_log = LP_LOG_WARN } };
-LP_TLS struct lp_thread lp_self = { .timer_slot = -1 };
+LP_TLS struct lp_thread lp_self = { .timer_slot = -1, .ctx_fd = -1 };
 
 extern char **environ;
 
@@ -85,6 +85,7 @@ static void after_fork_child(void)
 	lp_guard_enter();
 	lp_sampler_after_fork();
 	lp_heap_after_fork();
+	lp_socket_after_fork();
 	lp_exporter_after_fork();
 	lp_guard_exit();
 }
@@ -128,6 +129,7 @@ void lp_init(void)
 	if (lp_heap_init() < 0)
 		lp_log(LP_LOG_WARN, "cannot set up heap profiling (out of memory); it is off");
 	lp_mutex_on = lp.cfg.opt_mutex_rate > 0;
+	lp_socket_trace_start();
 	if (lp_exporter_start() < 0) {
 		lp_log(LP_LOG_WARN, "cannot start the exporter thread; not profiling");
 		atomic_store(&lp.cpu_active, 0);

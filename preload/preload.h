@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <string.h>
 #include <stdint.h>
 #include <time.h>
 #include <ucontext.h>
@@ -39,6 +40,7 @@ struct lp_config {
 	int64_t opt_heap_rate;      /* mean bytes between heap samples; 0 = off */
 	int opt_heap_max_live;      /* sampled live blocks tracked at most */
 	int opt_mutex_rate;         /* one contention in N is sampled; 0 = off */
+	int opt_trace;              /* pick up traceparent from socket reads */
 	enum lp_log_level opt_log;
 	char opt_output_dir[LP_PATH_MAX]; /* "" = default directory */
 	char opt_service[LP_NAME_MAX];    /* OTEL_SERVICE_NAME, "" = program name */
@@ -150,7 +152,9 @@ struct lp_thread {
 	uintptr_t dlopen_sp;        /* stack pointer at dlopen entry (see dl.c) */
 	uintptr_t stack_lo, stack_hi; /* this thread's stack, 0 = unknown */
 	int program_blocked;        /* the program believes it blocked our signal */
-	struct lp_labels labels;    /* current trace context */
+	struct lp_labels labels;    /* trace context of the connection ctx_fd ... */
+	int ctx_fd;                 /* ... or -1: no context */
+	uint32_t ctx_gen;           /* ... while lp_fd_gen[ctx_fd] still equals this */
 	int64_t heap_countdown;     /* bytes until the next heap sample */
 	uint64_t heap_rng;          /* xorshift state; 0 = countdown not drawn yet */
 	uint64_t mutex_rng;         /* xorshift state; 0 = not seeded yet */
@@ -239,6 +243,30 @@ extern int lp_mutex_on;
 int lp_mutex_should_sample(void);
 /* Records a sampled wait of waited_ns at the stack pcs (wrapper context). */
 void lp_mutex_record(const uint64_t *pcs, int depth, int truncated, uint64_t waited_ns);
+
+/* ---- trace context (trace.c) --------------------------------------------- */
+
+#define LP_FD_TRACKED 65536         /* descriptors below this are tracked */
+/* Bumped when a descriptor is closed: a context read from the connection
+ * before that no longer applies. */
+extern _Atomic uint32_t lp_fd_gen[LP_FD_TRACKED];
+
+/* The calling thread's trace context (zeroes when none). Async-signal-safe. */
+static inline void lp_trace_current(struct lp_labels *out)
+{
+	int fd = lp_self.ctx_fd;
+	if (fd >= 0 && fd < LP_FD_TRACKED &&
+	    atomic_load_explicit(&lp_fd_gen[fd], memory_order_relaxed) == lp_self.ctx_gen) {
+		*out = lp_self.labels;
+		return;
+	}
+	memset(out, 0, sizeof(*out));
+}
+
+/* The thread read a request from fd: its context is ctx (NULL: none). */
+void lp_trace_set(int fd, const struct lp_labels *ctx);
+/* fd was closed (or replaced): contexts read from it end. */
+void lp_trace_fd_closed(int fd);
 
 /* Monotonic and real time in ns. Async-signal-safe. */
 static inline uint64_t lp_now_ns(clockid_t clk)

@@ -78,7 +78,7 @@ static void on_signal(int sig, siginfo_t *si, void *ucv)
 	s->time_ns = lp_now_ns(CLOCK_MONOTONIC);
 	s->kind = LP_SAMPLE_CPU;
 	s->weight = 1 + (si->si_overrun > 0 ? si->si_overrun : 0);
-	s->labels = lp_self.labels;
+	lp_trace_current(&s->labels);
 	s->depth = (uint16_t)lp_unwind_capture(uc, lp_self.stack_lo, lp_self.stack_hi, s->pcs,
 					       lp.cfg.opt_max_depth, &truncated);
 	s->truncated = (uint16_t)truncated;

@@ -21,4 +21,5 @@ void lp_wrappers_init(void)
 	lp_exec_wrappers_init();
 	lp_malloc_wrappers_init();
 	lp_mutex_wrappers_init();
+	lp_socket_wrappers_init();
 }

@@ -1,6 +1,7 @@
 /*
- * wrappers/ API: the interposed symbols (pthread_create, sigaction and signal,
- * dlclose, the exec family and posix_spawn) and the originals they call.
+ * wrappers/ API: the interposed symbols (the malloc family, pthread locks,
+ * socket reads, pthread_create, sigaction and signal, dlclose, the exec family
+ * and posix_spawn) and the originals they call.
  */
 #ifndef LP_WRAPPERS_H
 #define LP_WRAPPERS_H
@@ -24,5 +25,10 @@ int lp_thread_exit_hook_init(void) __attribute__((warn_unused_result));
  * process's environment, in place, so no child inherits it (exec.c).
  */
 void lp_exec_strip_environ(void);
+
+/* With LIBPROF_TRACE on: sets up the per-connection scanners (socket.c). */
+void lp_socket_trace_start(void);
+/* Forked child: no other thread is inside a scanner any more. */
+void lp_socket_after_fork(void);
 
 #endif

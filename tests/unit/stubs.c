@@ -8,7 +8,7 @@
 #include "../../preload/preload.h"
 
 struct lp_process lp = { .cfg = { .opt_log = LP_LOG_OFF } };
-LP_TLS struct lp_thread lp_self = { .timer_slot = -1 };
+LP_TLS struct lp_thread lp_self = { .timer_slot = -1, .ctx_fd = -1 };
 
 void lp_init(void)
 {
