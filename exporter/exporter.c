@@ -282,7 +282,8 @@ static int start_thread(void)
 	ex.sym = lp_sym_new(32768);
 	if (lp_heap_on)
 		ex.heap = lp_heapprof_new((size_t)lp.cfg.opt_heap_max_live,
-					  (size_t)lp.cfg.opt_max_stacks, lp.cfg.opt_heap_rate);
+					  (size_t)lp.cfg.opt_max_stacks, lp.cfg.opt_heap_rate,
+					  lp_heap_is_live);
 	if (!ex.cpu || !ex.mutex || !ex.sym || (lp_heap_on && !ex.heap))
 		return -ENOMEM;
 	ex.interval_start_mono = lp_now_ns(CLOCK_MONOTONIC);

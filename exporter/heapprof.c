@@ -32,9 +32,11 @@ struct lp_heapprof {
 	size_t n_live, cap_live, max_live, max_stacks;
 	int64_t rate;
 	uint64_t n_dropped;         /* live list or stack table full */
+	int (*is_live)(uint64_t addr, uint64_t seq);
 };
 
-struct lp_heapprof *lp_heapprof_new(size_t max_live, size_t max_stacks, int64_t rate)
+struct lp_heapprof *lp_heapprof_new(size_t max_live, size_t max_stacks, int64_t rate,
+				    int (*is_live)(uint64_t addr, uint64_t seq))
 {
 	struct lp_heapprof *h = calloc(1, sizeof(*h));
 	if (!h)
@@ -45,6 +47,7 @@ struct lp_heapprof *lp_heapprof_new(size_t max_live, size_t max_stacks, int64_t 
 	h->max_live = max_live;
 	h->max_stacks = max_stacks;
 	h->rate = rate;
+	h->is_live = is_live;
 	if (!h->alloc || !h->stacks || !h->out) {
 		lp_heapprof_free(h);
 		return NULL;
@@ -86,11 +89,16 @@ void lp_heapprof_add(struct lp_heapprof *h, const struct lp_sample *s)
 	if (lp_table_add(h->alloc, s->pcs, s->depth, s->truncated, &s->labels, v, 2) < 0) {
 		/* counted by the table */
 	}
+	if (h->n_live == h->cap_live)
+		lp_heapprof_prune(h, h->is_live);   /* most of a busy heap's samples are freed */
+	if (h->n_live >= h->max_live) {
+		h->n_dropped++;
+		return;
+	}
 	if (h->n_live == h->cap_live) {
 		size_t cap = h->cap_live ? h->cap_live * 2 : 256;
-		struct live_block *bigger = cap <= h->max_live * 2 ? realloc(h->live, cap * sizeof(*bigger))
-								   : NULL;
-		if (!bigger || h->n_live >= h->max_live) {
+		struct live_block *bigger = realloc(h->live, cap * sizeof(*bigger));
+		if (!bigger) {
 			h->n_dropped++;
 			return;
 		}

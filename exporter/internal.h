@@ -56,8 +56,10 @@ void lp_table_free(struct lp_table *t);
 struct lp_heapprof;
 
 /* At most max_live live blocks and max_stacks stacks; rate is the sampling
- * rate in bytes. NULL on ENOMEM. */
-struct lp_heapprof *lp_heapprof_new(size_t max_live, size_t max_stacks, int64_t rate);
+ * rate in bytes; is_live says whether a recorded block is still allocated
+ * (consulted whenever the live list fills). NULL on ENOMEM. */
+struct lp_heapprof *lp_heapprof_new(size_t max_live, size_t max_stacks, int64_t rate,
+				    int (*is_live)(uint64_t addr, uint64_t seq));
 void lp_heapprof_free(struct lp_heapprof *h);
 /* A sampled allocation (LP_SAMPLE_ALLOC) from the ring. */
 void lp_heapprof_add(struct lp_heapprof *h, const struct lp_sample *s);

@@ -165,7 +165,7 @@ static void test_heapprof_weights(void **state)
 {
 	(void)state;
 	const int64_t rate = 524288;
-	struct lp_heapprof *h = lp_heapprof_new(1000, 1000, rate);
+	struct lp_heapprof *h = lp_heapprof_new(1000, 1000, rate, all_live_but_one);
 	assert_non_null(h);
 	lp_heapprof_add(h, alloc_sample(0x1000, 16, 1, 0x400010));
 	lp_heapprof_add(h, alloc_sample(0x2000, 16, 2, 0x400010));
@@ -201,6 +201,43 @@ static void test_heapprof_weights(void **state)
 	lp_heapprof_free(h);
 }
 
+static int everything_freed(uint64_t addr, uint64_t seq)
+{
+	(void)addr, (void)seq;
+	return 0;
+}
+
+static int everything_live(uint64_t addr, uint64_t seq)
+{
+	(void)addr, (void)seq;
+	return 1;
+}
+
+/* A busy heap: far more samples than the live cap, but freed since: the list
+ * is pruned when it fills, so nothing is dropped. A heap that really holds more
+ * than the cap drops (counted) and stays consistent. */
+static void test_heapprof_fills(void **state)
+{
+	(void)state;
+	struct lp_heapprof *h = lp_heapprof_new(500, 100, 524288, everything_freed);
+	assert_non_null(h);
+	for (uint64_t i = 0; i < 20000; i++)
+		lp_heapprof_add(h, alloc_sample(0x100000 + i * 16, 64, i + 1, 0x400010 + i % 7));
+	expect_eq(lp_heapprof_take_dropped(h), 0);
+	lp_heapprof_free(h);
+
+	h = lp_heapprof_new(500, 100, 524288, everything_live);
+	assert_non_null(h);
+	for (uint64_t i = 0; i < 2000; i++)
+		lp_heapprof_add(h, alloc_sample(0x100000 + i * 16, 64, i + 1, 0x400010));
+	expect_eq(lp_heapprof_take_dropped(h), 1500);
+	const struct lp_table *t = lp_heapprof_build(h);
+	expect_eq(lp_table_count(t), 1);
+	double w = 1.0 / -expm1(-64.0 / 524288.0);
+	expect_eq(lp_table_get(t, 0)->values[2], 500 * llround(w));
+	lp_heapprof_free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -208,6 +245,7 @@ int main(void)
 		cmocka_unit_test_setup(test_live_cap, setup),
 		cmocka_unit_test_setup(test_countdown_mean, setup),
 		cmocka_unit_test(test_heapprof_weights),
+		cmocka_unit_test(test_heapprof_fills),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
