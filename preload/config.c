@@ -326,7 +326,8 @@ static void warn_unknown(char *const *envp, void (*warn)(const char *))
 	for (; envp && *envp; envp++) {
 		const char *e = *envp, *eq = strchr(e, '=');
 		char name[128];
-		if (strncmp(e, "LIBPROF_", 8) != 0 || !eq)
+		/* LIBPROF_COLLECTOR_* configure the collector program, not the library. */
+		if (strncmp(e, "LIBPROF_", 8) != 0 || strncmp(e, "LIBPROF_COLLECTOR_", 18) == 0 || !eq)
 			continue;
 		size_t len = (size_t)(eq - e) < sizeof(name) - 1 ? (size_t)(eq - e) : sizeof(name) - 1;
 		memcpy(name, e, len);

@@ -4,8 +4,8 @@
 set -eu
 
 build="gcc make pkg-config libc6-dev libunwind-dev libprotobuf-c-dev protobuf-c-compiler
-       zlib1g-dev libcurl4-openssl-dev libdw-dev libelf-dev"
-test="libcmocka-dev golang-go protobuf-compiler python3 sqlite3 gzip coreutils g++ libjemalloc2 libgoogle-perftools4"
+       zlib1g-dev libcurl4-openssl-dev libdw-dev libelf-dev libmicrohttpd-dev libsqlite3-dev"
+test="libcmocka-dev golang-go protobuf-compiler python3 sqlite3 gzip coreutils g++ libjemalloc2 libgoogle-perftools4 curl"
 bench="google-perftools libgoogle-perftools-dev heaptrack time"
 
 case "${1:-build}" in
@@ -14,6 +14,7 @@ case "${1:-build}" in
   test)  want="$build $test" ;;
   bench) want="$build $test $bench" ;;
   all)   want="$build $test $bench" ;;
+  fuzz)  want="clang libclang-rt-14-dev" ;;   # make fuzz: clang-14 and its libFuzzer runtime
   *) echo "usage: $0 [build|demo|test|bench|all]" >&2; exit 2 ;;
 esac
 

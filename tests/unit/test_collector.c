@@ -1,0 +1,400 @@
+/*
+ * Unit tests of the collector's parsers and pprof handling (collector/):
+ * durations, sizes and times; gzip inflation with its cap; the multipart
+ * parser; the ingest check; type detection and trace totals; and merging
+ * (entities re-keyed across profiles, identical samples summed, sample types
+ * matched by name, the trace filter).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "collector.h"
+
+#define expect_eq(a, b) do { \
+	long long a_ = (long long)(a), b_ = (long long)(b); \
+	if (a_ != b_) \
+		fail_msg("%s == %lld, expected %s == %lld", #a, a_, #b, b_); \
+} while (0)
+
+typedef Perftools__Profiles__Profile Profile;
+
+/* ---- a small profile builder ------------------------------------------------------------- */
+
+#define MAXN 16
+struct fake {
+	Profile p;
+	char *strs[MAXN];
+	Perftools__Profiles__ValueType vt[4], *vtp[4];
+	Perftools__Profiles__Function fn[MAXN], *fnp[MAXN];
+	Perftools__Profiles__Line ln[MAXN], *lnp[MAXN];
+	Perftools__Profiles__Location loc[MAXN], *locp[MAXN];
+	Perftools__Profiles__Sample s[MAXN], *sp[MAXN];
+	uint64_t ids[MAXN][4];
+	int64_t vals[MAXN][4];
+	Perftools__Profiles__Label lab[MAXN], *labp[MAXN];
+};
+
+static int64_t str(struct fake *f, const char *s)
+{
+	for (size_t i = 0; i < f->p.n_string_table; i++)
+		if (strcmp(f->strs[i], s) == 0)
+			return (int64_t)i;
+	f->strs[f->p.n_string_table] = (char *)s;
+	return (int64_t)f->p.n_string_table++;
+}
+
+/* Types "t1/u1,t2/u2"; functions get ids id_base + i, locations likewise. */
+static void fake_init(struct fake *f, const char *const *types, size_t n_types, uint64_t id_base)
+{
+	memset(f, 0, sizeof(*f));
+	perftools__profiles__profile__init(&f->p);
+	f->p.string_table = f->strs;
+	str(f, "");
+	for (size_t i = 0; i < n_types; i++) {
+		perftools__profiles__value_type__init(&f->vt[i]);
+		f->vt[i].type = str(f, types[2 * i]);
+		f->vt[i].unit = str(f, types[2 * i + 1]);
+		f->vtp[i] = &f->vt[i];
+	}
+	f->p.sample_type = f->vtp;
+	f->p.n_sample_type = n_types;
+	f->p.function = f->fnp;
+	f->p.location = f->locp;
+	f->p.sample = f->sp;
+	f->p.time_nanos = (int64_t)id_base * 1000000000;
+	f->p.duration_nanos = 10000000000;
+}
+
+/* The location id of function name (made on first use). */
+static uint64_t loc_of(struct fake *f, const char *name, uint64_t id_base)
+{
+	int64_t s = str(f, name);
+	size_t i;
+
+	for (i = 0; i < f->p.n_function; i++)
+		if (f->fn[i].name == s)
+			return f->loc[i].id;
+	perftools__profiles__function__init(&f->fn[i]);
+	f->fn[i].id = id_base + i;
+	f->fn[i].name = s;
+	f->fnp[i] = &f->fn[i];
+	perftools__profiles__line__init(&f->ln[i]);
+	f->ln[i].function_id = f->fn[i].id;
+	f->lnp[i] = &f->ln[i];
+	perftools__profiles__location__init(&f->loc[i]);
+	f->loc[i].id = id_base + 100 + i;
+	f->loc[i].line = &f->lnp[i];
+	f->loc[i].n_line = 1;
+	f->locp[i] = &f->loc[i];
+	f->p.n_function = f->p.n_location = i + 1;
+	return f->loc[i].id;
+}
+
+static void add(struct fake *f, uint64_t id_base, const char *leaf, const char *root,
+		const char *trace, int64_t v0, int64_t v1)
+{
+	size_t i = f->p.n_sample;
+	Perftools__Profiles__Sample *s = &f->s[i];
+
+	perftools__profiles__sample__init(s);
+	f->ids[i][0] = loc_of(f, leaf, id_base);
+	f->ids[i][1] = loc_of(f, root, id_base);
+	s->location_id = f->ids[i];
+	s->n_location_id = 2;
+	f->vals[i][0] = v0;
+	f->vals[i][1] = v1;
+	s->value = f->vals[i];
+	s->n_value = f->p.n_sample_type;
+	if (trace) {
+		perftools__profiles__label__init(&f->lab[i]);
+		f->lab[i].key = str(f, "trace_id");
+		f->lab[i].str = str(f, trace);
+		f->labp[i] = &f->lab[i];
+		s->label = &f->labp[i];
+		s->n_label = 1;
+	}
+	f->sp[i] = s;
+	f->p.n_sample = i + 1;
+}
+
+static const char *T1 = "0123456789abcdef0123456789abcdef";
+static const char *T2 = "fedcba9876543210fedcba9876543210";
+static const char *const cpu_types[] = { "samples", "count", "cpu", "nanoseconds" };
+
+/* ---- parsers ------------------------------------------------------------------------------ */
+
+static void test_durations_and_sizes(void **state)
+{
+	int64_t d;
+	uint64_t s;
+
+	(void)state;
+	expect_eq(lp_parse_duration_s("90", &d), 0);
+	expect_eq(d, 90);
+	expect_eq(lp_parse_duration_s("15m", &d), 0);
+	expect_eq(d, 900);
+	expect_eq(lp_parse_duration_s("7d", &d), 0);
+	expect_eq(d, 7 * 86400);
+	expect_eq(lp_parse_duration_s("2w", &d), 0);
+	expect_eq(d, 14 * 86400);
+	expect_eq(lp_parse_duration_s("7x", &d), -EINVAL);
+	expect_eq(lp_parse_duration_s("", &d), -EINVAL);
+	expect_eq(lp_parse_duration_s("-1s", &d), -EINVAL);
+	expect_eq(lp_parse_duration_s("h", &d), -EINVAL);
+	expect_eq(lp_parse_size("16MiB", &s), 0);
+	expect_eq(s, 16 << 20);
+	expect_eq(lp_parse_size("1GB", &s), 0);
+	expect_eq(s, 1 << 30);
+	expect_eq(lp_parse_size("512k", &s), 0);
+	expect_eq(s, 512 << 10);
+	expect_eq(lp_parse_size("12Q", &s), -EINVAL);
+	expect_eq(lp_parse_size("99999999999999TB", &s), -ERANGE);
+}
+
+static void test_times(void **state)
+{
+	const int64_t now = 1700000000ll * 1000000000;
+	int64_t t;
+
+	(void)state;
+	expect_eq(lp_parse_time_ns("1700000000", now, &t), 0);
+	expect_eq(t, now);
+	expect_eq(lp_parse_time_ns("1700000000123", now, &t), 0);      /* ms */
+	expect_eq(t, now + 123000000);
+	expect_eq(lp_parse_time_ns("2024-05-01T12:00:00Z", now, &t), 0);
+	expect_eq(t, 1714564800ll * 1000000000);
+	expect_eq(lp_parse_time_ns("2024-05-01T14:00:00.5+02:00", now, &t), 0);
+	expect_eq(t, 1714564800ll * 1000000000 + 500000000);
+	expect_eq(lp_parse_time_ns("now-1h", now, &t), 0);
+	expect_eq(t, now - 3600ll * 1000000000);
+	expect_eq(lp_parse_time_ns("now", now, &t), 0);
+	expect_eq(t, now);
+	expect_eq(lp_parse_time_ns("yesterday", now, &t), -EINVAL);
+	expect_eq(lp_parse_time_ns("2024-13-01T00:00:00Z", now, &t), -EINVAL);
+	expect_eq(lp_parse_time_ns("2024-05-01T12:00:00", now, &t), -EINVAL);  /* no zone */
+	expect_eq(lp_is_trace_id(T1), 1);
+	expect_eq(lp_is_trace_id("0123456789ABCDEF0123456789abcdef"), 0);
+	expect_eq(lp_is_trace_id("0123"), 0);
+}
+
+static void test_gunzip_cap(void **state)
+{
+	size_t n = 1 << 20;
+	unsigned char *zeros = calloc(1, n);
+	struct lp_buf gz = { 0 }, out = { 0 };
+
+	(void)state;
+	assert_non_null(zeros);
+	expect_eq(lp_gzip(zeros, n, &gz), 0);
+	expect_eq(lp_is_gzip(gz.data, gz.len), 1);
+	/* a cap below the inflated size stops early: never much past the cap */
+	expect_eq(lp_gunzip(gz.data, gz.len, 64 << 10, &out), -EFBIG);
+	assert_true(out.len <= 64 << 10);
+	out.len = 0;
+	expect_eq(lp_gunzip(gz.data, gz.len, n, &out), 0);
+	expect_eq(out.len, n);
+	assert_memory_equal(out.data, zeros, n);
+	out.len = 0;
+	expect_eq(lp_gunzip(gz.data, gz.len / 2, n, &out), -EINVAL);       /* truncated */
+	out.len = 0;
+	expect_eq(lp_gunzip("\x1f\x8bnot gzip at all", 16, n, &out), -EINVAL);
+	lp_buf_free(&gz);
+	lp_buf_free(&out);
+	free(zeros);
+}
+
+static void test_multipart(void **state)
+{
+	static const char body[] =
+		"preamble\r\n--b 1\r\nContent-Disposition: form-data; name=\"profile\"; "
+		"filename=\"p.pprof\"\r\nContent-Type: application/octet-stream\r\n\r\nPPROF\r\n"
+		"--b 1\r\ncontent-disposition: form-data; name=sample_type_config\r\n\r\n{}\r\n"
+		"--b 1--\r\n";
+	struct lp_part parts[4];
+	size_t n = 0;
+	char why[160];
+
+	(void)state;
+	expect_eq(lp_multipart_parse("multipart/form-data; boundary=\"b 1\"", body,
+				     sizeof(body) - 1, parts, 4, &n, why, sizeof(why)), 0);
+	expect_eq(n, 2);
+	assert_string_equal(parts[0].name, "profile");
+	expect_eq(parts[0].len, 5);
+	assert_memory_equal(parts[0].data, "PPROF", 5);
+	assert_string_equal(parts[1].name, "sample_type_config");
+	assert_memory_equal(parts[1].data, "{}", 2);
+	/* not well formed */
+	expect_eq(lp_multipart_parse("multipart/form-data", body, sizeof(body) - 1, parts, 4, &n,
+				     why, sizeof(why)), -EINVAL);
+	expect_eq(lp_multipart_parse("multipart/form-data; boundary=zz", body, sizeof(body) - 1,
+				     parts, 4, &n, why, sizeof(why)), -EINVAL);
+	expect_eq(lp_multipart_parse("multipart/form-data; boundary=\"b 1\"", body, 60, parts, 4,
+				     &n, why, sizeof(why)), -EINVAL);           /* cut short */
+	assert_non_null(strstr(why, "multipart"));
+	expect_eq(lp_multipart_parse("multipart/form-data; boundary=\"b 1\"", body,
+				     sizeof(body) - 1, parts, 1, &n, why, sizeof(why)), -EINVAL);
+}
+
+/* ---- pprof --------------------------------------------------------------------------------- */
+
+static void test_check_refuses_dangling_references(void **state)
+{
+	struct fake f;
+	char why[160];
+
+	(void)state;
+	fake_init(&f, cpu_types, 2, 1);
+	add(&f, 1, "leaf", "main", T1, 1, 10);
+	expect_eq(lp_pprof_check(&f.p, why, sizeof(why)), 0);
+	f.ids[0][1] = 999;                                  /* no such location */
+	expect_eq(lp_pprof_check(&f.p, why, sizeof(why)), -EINVAL);
+	f.ids[0][1] = f.loc[1].id;
+	f.s[0].n_value = 1;                                 /* one value, two types */
+	expect_eq(lp_pprof_check(&f.p, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "values"));
+	f.s[0].n_value = 2;
+	f.lab[0].str = 99;                                  /* string out of range */
+	expect_eq(lp_pprof_check(&f.p, why, sizeof(why)), -EINVAL);
+	f.lab[0].str = 0;
+	f.fn[1].id = f.fn[0].id;                            /* repeated id */
+	expect_eq(lp_pprof_check(&f.p, why, sizeof(why)), -EINVAL);
+	f.fn[1].id = 77;
+	f.ln[1].function_id = 77;
+	expect_eq(lp_pprof_check(&f.p, why, sizeof(why)), 0);  /* sparse ids are fine */
+	f.strs[0] = "x";
+	expect_eq(lp_pprof_check(&f.p, why, sizeof(why)), -EINVAL);
+}
+
+static void test_type_and_trace_totals(void **state)
+{
+	static const char *const heap[] = { "alloc_objects", "count", "alloc_space", "bytes",
+					    "inuse_objects", "count", "inuse_space", "bytes" };
+	static const char *const mutex[] = { "contentions", "count", "delay", "nanoseconds" };
+	static const char *const other[] = { "Goroutine-Count", "count" };
+	struct lp_pprof_info info;
+	struct lp_trace_total *t = NULL;
+	struct fake f;
+	size_t n = 0;
+
+	(void)state;
+	fake_init(&f, cpu_types, 2, 1);
+	add(&f, 1, "a", "main", T1, 1, 10);
+	add(&f, 1, "b", "main", T2, 2, 20);
+	add(&f, 1, "c", "main", T1, 3, 30);
+	add(&f, 1, "d", "main", "not-a-trace", 4, 40);
+	lp_pprof_info(&f.p, &info);
+	assert_string_equal(info.type, "cpu");
+	expect_eq(info.value_index, 1);                     /* the last type */
+	assert_string_equal(info.value_unit, "nanoseconds");
+	expect_eq(lp_pprof_trace_totals(&f.p, info.value_index, &t, &n), 0);
+	expect_eq(n, 2);
+	assert_string_equal(t[0].trace_id, T1);
+	expect_eq(t[0].total, 40);
+	assert_string_equal(t[1].trace_id, T2);
+	expect_eq(t[1].total, 20);
+	free(t);
+	f.p.default_sample_type = str(&f, "samples");
+	lp_pprof_info(&f.p, &info);
+	expect_eq(info.value_index, 0);
+	fake_init(&f, heap, 4, 1);
+	lp_pprof_info(&f.p, &info);
+	assert_string_equal(info.type, "heap");
+	fake_init(&f, mutex, 2, 1);
+	lp_pprof_info(&f.p, &info);
+	assert_string_equal(info.type, "mutex");
+	fake_init(&f, other, 1, 1);
+	lp_pprof_info(&f.p, &info);
+	assert_string_equal(info.type, "goroutinecount");
+}
+
+/* Decodes a merge's output; the value of the sample whose leaf is fn, type i. */
+static int64_t merged_value(const Profile *p, const char *fn, const char *type)
+{
+	int64_t v = 0;
+
+	for (size_t i = 0; i < p->n_sample; i++) {
+		const Perftools__Profiles__Sample *s = p->sample[i];
+		const Perftools__Profiles__Location *l = p->location[s->location_id[0] - 1];
+		const Perftools__Profiles__Function *f = p->function[l->line[0]->function_id - 1];
+
+		if (strcmp(lp_pprof_str(p, f->name), fn) != 0)
+			continue;
+		for (size_t j = 0; j < p->n_sample_type; j++)
+			if (strcmp(lp_pprof_str(p, p->sample_type[j]->type), type) == 0)
+				v += s->value[j];
+	}
+	return v;
+}
+
+static Profile *merge(const Profile *a, const Profile *b, const char *trace)
+{
+	struct lp_merge *m = NULL;
+	struct lp_buf out = { 0 };
+	Profile *p = NULL;
+	char why[160];
+
+	expect_eq(lp_merge_new(&m, trace, 1000), 0);
+	expect_eq(lp_merge_add(m, a), 0);
+	expect_eq(lp_merge_add(m, b), 0);
+	expect_eq(lp_merge_finish(m, &out), 0);
+	expect_eq(lp_pprof_decode(out.data, out.len, 1 << 20, &p, why, sizeof(why)), 0);
+	lp_merge_free(m);
+	lp_buf_free(&out);
+	return p;
+}
+
+static void test_merge(void **state)
+{
+	static const char *const cpu_only[] = { "cpu", "nanoseconds" };
+	struct fake a, b;
+	Profile *p;
+
+	(void)state;
+	fake_init(&a, cpu_types, 2, 1);
+	add(&a, 1, "hot", "main", T1, 1, 10);
+	add(&a, 1, "cold", "main", T2, 2, 20);
+	add(&a, 1, "hot", "main", T1, 1, 5);                /* same as the first: summed */
+	/* other ids, other string order, only the cpu type */
+	fake_init(&b, cpu_only, 1, 50);
+	add(&b, 50, "main", "main", NULL, 7, 0);
+	add(&b, 50, "hot", "main", T1, 100, 0);
+	p = merge(&a.p, &b.p, NULL);
+	expect_eq(p->n_sample_type, 2);
+	expect_eq(p->n_function, 3);                         /* hot, main, cold */
+	expect_eq(p->n_sample, 3);
+	expect_eq(merged_value(p, "hot", "cpu"), 115);
+	expect_eq(merged_value(p, "hot", "samples"), 2);
+	expect_eq(merged_value(p, "cold", "cpu"), 20);
+	expect_eq(merged_value(p, "main", "cpu"), 7);
+	expect_eq(p->time_nanos, 1000000000);
+	expect_eq(p->duration_nanos, 59000000000);
+	lp_pprof_free(p);
+	p = merge(&a.p, &b.p, T1);                          /* only T1's samples */
+	expect_eq(p->n_sample, 1);
+	expect_eq(merged_value(p, "hot", "cpu"), 115);
+	expect_eq(merged_value(p, "cold", "cpu"), 0);
+	lp_pprof_free(p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_durations_and_sizes),
+		cmocka_unit_test(test_times),
+		cmocka_unit_test(test_gunzip_cap),
+		cmocka_unit_test(test_multipart),
+		cmocka_unit_test(test_check_refuses_dangling_references),
+		cmocka_unit_test(test_type_and_trace_totals),
+		cmocka_unit_test(test_merge),
+	};
+
+	lp_log_level = LP_LOG_OFF;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
