@@ -11,6 +11,9 @@
  * moves on once it is published.
  *
  * The memory is one mmap made at load, so RSS grows only with slots touched.
+ * A cell stores its sequence number minus its own index, so the zero pages of
+ * a fresh mapping already are a valid empty ring: nothing is written at load
+ * (a short-lived program never touches most of it).
  */
 #include "preload.h"
 
@@ -18,7 +21,7 @@
 #include <sys/mman.h>
 
 struct cell {
-	_Atomic uint64_t seq;
+	_Atomic uint64_t seq;       /* sequence number - cell index */
 	uint64_t pad;
 	struct lp_sample sample;    /* followed by max_depth pcs */
 };
@@ -37,10 +40,20 @@ static struct cell *cell_at(uint64_t pos)
 	return (struct cell *)(ring.mem + (pos & ring.mask) * ring.cell_size);
 }
 
+static uint64_t load_seq(uint64_t pos, memory_order mo)
+{
+	return atomic_load_explicit(&cell_at(pos)->seq, mo) + (pos & ring.mask);
+}
+
+static void store_seq(uint64_t pos, uint64_t seq, memory_order mo)
+{
+	atomic_store_explicit(&cell_at(pos)->seq, seq - (pos & ring.mask), mo);
+}
+
 void lp_ring_reset(void)
 {
-	for (uint64_t i = 0; i <= ring.mask; i++)
-		atomic_store_explicit(&cell_at(i)->seq, i, memory_order_relaxed);
+	/* Zero pages again (the mapping is private and anonymous): empty ring. */
+	madvise(ring.mem, ring.cell_size * (ring.mask + 1), MADV_DONTNEED);
 	atomic_store(&ring.head, 0);
 	ring.tail = 0;
 	for (int k = 0; k < LP_SAMPLE_KINDS; k++)
@@ -56,7 +69,6 @@ int lp_ring_init(unsigned n_slots, unsigned max_depth)
 		return -1;
 	ring.mem = mem;
 	ring.mask = n_slots - 1;
-	lp_ring_reset();
 	return 0;
 }
 
@@ -66,14 +78,13 @@ struct lp_sample *lp_ring_reserve(enum lp_sample_kind kind)
 		return NULL;
 	uint64_t pos = atomic_load_explicit(&ring.head, memory_order_relaxed);
 	for (;;) {
-		struct cell *c = cell_at(pos);
-		uint64_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
+		uint64_t seq = load_seq(pos, memory_order_acquire);
 		int64_t dif = (int64_t)(seq - pos);
 		if (dif == 0) {
 			if (atomic_compare_exchange_weak_explicit(&ring.head, &pos, pos + 1,
 								  memory_order_relaxed,
 								  memory_order_relaxed))
-				return &c->sample;
+				return &cell_at(pos)->sample;   /* pos: the claimed position */
 		} else if (dif < 0) {
 			atomic_fetch_add_explicit(&ring.n_dropped[kind], 1, memory_order_relaxed);
 			return NULL;
@@ -86,24 +97,22 @@ struct lp_sample *lp_ring_reserve(enum lp_sample_kind kind)
 void lp_ring_commit(struct lp_sample *s)
 {
 	struct cell *c = (struct cell *)((unsigned char *)s - offsetof(struct cell, sample));
-	uint64_t pos = atomic_load_explicit(&c->seq, memory_order_relaxed);
-	/* The cell's seq still equals the claimed position: publish pos + 1. */
-	atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
+	uint64_t stored = atomic_load_explicit(&c->seq, memory_order_relaxed);
+	/* The cell's seq still equals the claimed position: publish position + 1. */
+	atomic_store_explicit(&c->seq, stored + 1, memory_order_release);
 }
 
 struct lp_sample *lp_ring_peek(void)
 {
 	if (!ring.mem)
 		return NULL;
-	struct cell *c = cell_at(ring.tail);
-	uint64_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
-	return seq == ring.tail + 1 ? &c->sample : NULL;
+	uint64_t seq = load_seq(ring.tail, memory_order_acquire);
+	return seq == ring.tail + 1 ? &cell_at(ring.tail)->sample : NULL;
 }
 
 void lp_ring_pop(void)
 {
-	struct cell *c = cell_at(ring.tail);
-	atomic_store_explicit(&c->seq, ring.tail + ring.mask + 1, memory_order_release);
+	store_seq(ring.tail, ring.tail + ring.mask + 1, memory_order_release);
 	ring.tail++;
 }
 

@@ -16,7 +16,8 @@
  */
 #include "unwinder.h"
 
-#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <libunwind.h>
@@ -216,26 +217,33 @@ static int get_proc_name(unw_addr_space_t as, unw_word_t addr, char *buf, size_t
 	return -UNW_ENOINFO;
 }
 
-static int count_fds(int *fds, int max)
+/* The two lowest descriptor numbers not in use: where pipe2 will put its pair. */
+static void lowest_free_fds(int *a, int *b)
 {
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return -1;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.' && n < max)
-			fds[n++] = atoi(e->d_name);
-	closedir(d);
-	return n;
+	*a = *b = -1;
+	for (int fd = 0; fd < 4096 && *b < 0; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+			if (*a < 0)
+				*a = fd;
+			else
+				*b = fd;
+		}
 }
 
-static int contains(const int *v, int n, int x)
+static int is_pipe(int fd)
 {
-	for (int i = 0; i < n; i++)
-		if (v[i] == x)
-			return 1;
-	return 0;
+	struct stat st;
+	return fd >= 0 && fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+/* One walk, for libunwind's one-time set-up (kept out of lp_unwind_init: getcontext). */
+static __attribute__((noinline)) void warm_up(void)
+{
+	ucontext_t uc;
+	uint64_t pcs[4];
+	int trunc;
+	if (getcontext(&uc) == 0)
+		lp_unwind_capture(&uc, 0, 0, pcs, 4, &trunc);
 }
 
 int lp_unwind_init(void)
@@ -250,14 +258,14 @@ int lp_unwind_init(void)
 		.resume = resume,
 		.get_proc_name = get_proc_name,
 	};
-	int before[256], after[256], nb, na;
+	int free1, free2;
 	struct dl_find_object fo;
 	self_pid = getpid();
 	if (_dl_find_object((void *)lp_unwind_init, &fo) == 0) {
 		self_lo = (uintptr_t)fo.dlfo_map_start;
 		self_hi = (uintptr_t)fo.dlfo_map_end;
 	}
-	nb = count_fds(before, 256);
+	lowest_free_fds(&free1, &free2);
 	addr_space = unw_create_addr_space(&acc, 0);
 	if (!addr_space)
 		return -ENOMEM;
@@ -265,16 +273,11 @@ int lp_unwind_init(void)
 
 	/* libunwind's one-time set-up opens a pipe for its own local accessors, which
 	 * libprof never uses: close it so the program's descriptors stay its own. */
-	ucontext_t uc;
-	uint64_t pcs[4];
-	int trunc;
-	getcontext(&uc);
-	lp_unwind_capture(&uc, 0, 0, pcs, 4, &trunc);
-	na = count_fds(after, 256);
-	if (nb >= 0 && na > nb && na < 256)
-		for (int i = 0; i < na; i++)
-			if (!contains(before, nb, after[i]))
-				close(after[i]);
+	warm_up();
+	if (is_pipe(free1) && is_pipe(free2)) {
+		close(free1);
+		close(free2);
+	}
 	return 0;
 }
 

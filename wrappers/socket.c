@@ -45,8 +45,9 @@ static _Atomic int fd_conn[LP_FD_TRACKED];     /* pool index + 1; 0 = none */
 
 static struct {
 	struct conn *v;
-	int free_head;
-	atomic_flag lock;           /* guards free_head: a leaf lock, a few instructions */
+	int free_head;              /* freed states, -1 = none */
+	int n_used;                 /* states ever handed out (the rest are untouched) */
+	atomic_flag lock;           /* guards both: a leaf lock, a few instructions */
 	int ready;
 } pool = { .lock = ATOMIC_FLAG_INIT };
 
@@ -90,9 +91,7 @@ static void setup_pool(void)
 		return;
 	}
 	pool.v = mem;
-	for (int i = 0; i < LP_TRACE_CONNS; i++)
-		pool.v[i].next_free = i + 1 < LP_TRACE_CONNS ? i + 1 : -1;
-	pool.free_head = 0;
+	pool.free_head = -1;        /* no page is touched until a connection is read */
 	pool.ready = 1;
 	trace_on = 1;
 }
@@ -106,6 +105,8 @@ static struct conn *conn_of(int fd)
 	int i = pool.free_head;
 	if (i >= 0)
 		pool.free_head = pool.v[i].next_free;
+	else if (pool.n_used < LP_TRACE_CONNS)
+		i = pool.n_used++;
 	pool_unlock();
 	if (i < 0)
 		return NULL;        /* more live connections than the pool */
@@ -362,6 +363,6 @@ void lp_socket_after_fork(void)
 	if (!pool.ready)
 		return;
 	atomic_flag_clear(&pool.lock);
-	for (int i = 0; i < LP_TRACE_CONNS; i++)   /* a reader of the parent's may have held one */
+	for (int i = 0; i < pool.n_used; i++)      /* a reader of the parent's may have held one */
 		atomic_flag_clear(&pool.v[i].busy);
 }

@@ -46,6 +46,46 @@ check "C++ names are demangled in full" \
 check "the mangled name is kept as the system name" \
 	bash -c "go tool pprof -raw $(profiles "$WORK/cxx") | grep -q '_ZN4shop4Cart5totalIlEEdT_'"
 
+# libprof holds none of the program's descriptors: the same ones are open,
+# and a program that closes every descriptor above 2 and reuses the numbers
+# (daemons do) reads its own data, while libprof keeps profiling it.
+fds() { ls /proc/self/fd | sort -n | tr '\n' ' '; }
+plain_fds=$(bash -c "$(declare -f fds); fds")
+lp_fds=$(env LD_PRELOAD="$LIB" LIBPROF_OUTPUT_DIR="$WORK/fd" bash -c "$(declare -f fds); fds")
+check "the same descriptors are open with libprof ($plain_fds)" test "$plain_fds" = "$lp_fds"
+cat >"$WORK/closeall.c" <<'C'
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+static volatile unsigned long sink;
+int main(int argc, char **argv) {
+	(void)argc;
+	for (int fd = 3; fd < 1024; fd++) close(fd);
+	unsigned long sum = 0;
+	for (int round = 0; round < 60; round++) {
+		int fd = open(argv[0], O_RDONLY);
+		char buf[4096];
+		ssize_t n;
+		while ((n = read(fd, buf, sizeof(buf))) > 0)
+			for (ssize_t i = 0; i < n; i++) sum += (unsigned char)buf[i];
+		close(fd);
+		struct timespec a, b; clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+		do { for (int i = 0; i < 10000; i++) sink += i; clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b); }
+		while ((b.tv_sec - a.tv_sec) * 1000000000L + (b.tv_nsec - a.tv_nsec) < 10000000L);
+	}
+	printf("checksum %lu\n", sum);
+	return 0;
+}
+C
+cc -O1 "$WORK/closeall.c" -o "$WORK/closeall"
+"$WORK/closeall" >"$WORK/plain"
+lp "$WORK/ca" LIBPROF_INTERVAL=0.2 -- "$WORK/closeall" >"$WORK/o" 2>"$WORK/e"
+check "a program that closes every descriptor reads the same data" cmp -s "$WORK/plain" "$WORK/o"
+check "and libprof keeps profiling it (several profiles, symbolized)" \
+	test "$(cum_pct main $(profiles "$WORK/ca"))" != 0
+
 cat >"$WORK/status.c" <<'C'
 #include <errno.h>
 #include <stdio.h>
