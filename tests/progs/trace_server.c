@@ -6,7 +6,8 @@
  * It listens on 127.0.0.1 on a free port, written to PORT_FILE. A request for
  * /K/MS (K in 0..3) burns MS ms of CPU in burn_K, allocates in alloc_K and takes
  * a lock contended by the other workers in lock_K, so every kind of sample has
- * a known owner. GET /quit stops the server.
+ * a known owner. GET /fast does 20 us of work (for load tests). GET /quit stops
+ * the server.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -89,6 +90,8 @@ static int serve(int fd, char *buf, size_t *len)
 		if (strncmp(buf, "GET /quit", 9) == 0) {
 			quit = 1;
 			shutdown(listen_fd, SHUT_RD);   /* wakes the acceptor */
+		} else if (strncmp(buf, "GET /fast", 9) == 0) {
+			spin(0.02);
 		} else if (sscanf(buf, "GET /%d/%lf", &k, &ms) == 2) {
 			handle(k, ms);
 		}
