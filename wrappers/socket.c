@@ -10,8 +10,8 @@
  * comes from a fixed pool of LP_TRACE_CONNS, taken at its first read and given
  * back at close; connections beyond it are not scanned. A connection that is
  * not HTTP/1.x (HTTP/2, TLS, anything else) is marked and never scanned again.
- * Two threads reading one connection at once: one scans, the other skips (the
- * scanner resynchronises at the next request line).
+ * Two threads reading one connection at once: one scans, the other skips and
+ * marks the connection, so the next scan resynchronises at a request line.
  */
 #include "wrappers.h"
 #include "internal.h"
@@ -37,6 +37,7 @@ enum fd_kind { FD_UNKNOWN, FD_OTHER, FD_STREAM, FD_IGNORED };
 struct conn {
 	struct lp_http_scan scan;
 	atomic_flag busy;
+	atomic_int missed;          /* bytes went by unscanned: resynchronise first */
 	int next_free;              /* pool free list, -1 = end */
 };
 
@@ -112,6 +113,7 @@ static struct conn *conn_of(int fd)
 		return NULL;        /* more live connections than the pool */
 	lp_http_scan_init(&pool.v[i].scan);
 	atomic_flag_clear(&pool.v[i].busy);
+	atomic_store(&pool.v[i].missed, 0);
 	int expected = 0;
 	if (!atomic_compare_exchange_strong(&fd_conn[fd], &expected, i + 1)) {
 		pool_lock();        /* another thread attached one first */
@@ -153,8 +155,14 @@ static enum fd_kind classify(int fd)
 static void feed(int fd, const void *data, size_t n, int last)
 {
 	struct conn *c = conn_of(fd);
-	if (!c || atomic_flag_test_and_set_explicit(&c->busy, memory_order_acquire))
+	if (!c)
 		return;
+	if (atomic_flag_test_and_set_explicit(&c->busy, memory_order_acquire)) {
+		atomic_store(&c->missed, 1);    /* another thread is scanning this one */
+		return;
+	}
+	if (atomic_exchange(&c->missed, 0))
+		lp_http_scan_resync(&c->scan);
 	struct lp_labels ctx;
 	int res = lp_http_scan_feed(&c->scan, data, n, &ctx);
 	if (lp_http_scan_ignored(&c->scan))
@@ -169,8 +177,14 @@ static void feed(int fd, const void *data, size_t n, int last)
 /* Is fd a stream socket still worth scanning? One load for everything else. */
 static inline int worth_it(int fd, ssize_t n)
 {
-	if (n <= 0 || !trace_on || (unsigned)fd >= LP_FD_TRACKED || lp_self.guard)
+	if (n <= 0 || !trace_on || (unsigned)fd >= LP_FD_TRACKED)
 		return 0;
+	if (lp_self.guard) {        /* libprof's own read: if it was a scanned one, say so */
+		int idx = atomic_load_explicit(&fd_conn[fd], memory_order_relaxed);
+		if (idx)
+			atomic_store(&pool.v[idx - 1].missed, 1);
+		return 0;
+	}
 	uint8_t k = atomic_load_explicit(&fd_kind[fd], memory_order_relaxed);
 	if (k == FD_UNKNOWN) {
 		int saved = errno;

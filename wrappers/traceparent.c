@@ -4,8 +4,9 @@
  * contracts in traceparent.h, wire facts in docs/wire-formats.md sections 4 and
  * 6). The socket read wrappers own the per-connection state and feed it; this
  * file only looks at bytes. Everything is bounded: one header line of at most
- * LP_HTTP_LINE_MAX bytes is the only data copied, a head longer than head_max
- * is given up on, and every loop moves forward through the caller's buffer.
+ * LP_HTTP_LINE_MAX bytes is the only data copied (and it is scrubbed once
+ * read), a head longer than head_max is given up on, and every loop moves
+ * forward through the caller's buffer.
  *
  * Where HTTP/1.1 (RFC 9112) leaves a choice, the choice errs towards losing a
  * context, never towards inventing one:
@@ -60,7 +61,7 @@ static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /* The outcome of the last head that ended in the current feed. */
 struct outcome {
-	int result;                 /* enum lp_http_result */
+	int result;                 /* enum lp_http_scan_result */
 	struct lp_labels labels;
 };
 
@@ -71,24 +72,26 @@ static int is_ows(unsigned char c)
 	return c == ' ' || c == '\t';
 }
 
-/* Trace context fields are lowercase hex only. */
+/* Trace context fields are lowercase hex only: digit value + 1, 0 for any other byte. */
+static const uint8_t hex_plus1[256] = {
+	['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8,
+	['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15,
+	['f'] = 16,
+};
+
 static int lower_hex(unsigned char c)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
+	return hex_plus1[c] - 1;
 }
 
 /* Decodes 2 * n lowercase hex digits of s into out[0..n); -EINVAL on any other byte. */
 static int hex_decode(const unsigned char *s, size_t n, uint8_t *out)
 {
 	for (size_t i = 0; i < n; i++) {
-		int hi = lower_hex(s[2 * i]), lo = lower_hex(s[2 * i + 1]);
-		if (hi < 0 || lo < 0)
+		unsigned hi = hex_plus1[s[2 * i]], lo = hex_plus1[s[2 * i + 1]];
+		if (!hi || !lo)
 			return -EINVAL;
-		out[i] = (uint8_t)(hi << 4 | lo);
+		out[i] = (uint8_t)((hi - 1) << 4 | (lo - 1));
 	}
 	return 0;
 }
@@ -188,13 +191,21 @@ static int last_coding_chunked(const unsigned char *v, size_t len)
 
 /* ---- state changes ------------------------------------------------------------ */
 
+/* Scrubs the held line: no header byte outlives its line. */
+static void forget_line(struct lp_http_scan *s)
+{
+	memset(s->line, 0, s->line_len);
+	s->line_len = 0;
+	s->flags &= (uint8_t)~F_LONG_LINE;
+}
+
 static void begin_head(struct lp_http_scan *s)
 {
 	s->state = LP_HS_REQLINE;
 	s->phase = RL_METHOD;
 	s->pos = 0;
 	s->head_len = 0;
-	s->line_len = 0;
+	forget_line(s);
 	s->flags = F_PRI;
 	s->tp_state = TP_NONE;
 	s->last_hdr = HDR_OTHER;
@@ -205,16 +216,16 @@ static void begin_head(struct lp_http_scan *s)
 /* Lost track of the stream: skip the rest of this feed (see the file comment). */
 static const unsigned char *lose_track(struct lp_http_scan *s, const unsigned char *end)
 {
+	forget_line(s);
 	s->state = LP_HS_WAIT;
 	s->started = 1;
 	s->flags = 0;
-	s->line_len = 0;
 	s->body_left = 0;
 	memset(&s->tp, 0, sizeof(s->tp));
 	return end;
 }
 
-static const unsigned char *ignore(struct lp_http_scan *s, enum lp_http_ignore why,
+static const unsigned char *ignore(struct lp_http_scan *s, enum lp_http_scan_ignore why,
 				   const unsigned char *end)
 {
 	lose_track(s, end);
@@ -275,7 +286,8 @@ static int method_char(unsigned char c, int first)
 	return !first && ((c >= '0' && c <= '9') || c == '-' || c == '_');
 }
 
-/* Byte by byte: request lines are short, and each byte needs a class check anyway. */
+/* Method and version byte by byte (short, every byte checked); the target, most
+ * of the line, in a tight loop. */
 static const unsigned char *scan_request_line(struct lp_http_scan *s, const unsigned char *p,
 					      const unsigned char *end, struct outcome *o)
 {
@@ -311,7 +323,19 @@ static const unsigned char *scan_request_line(struct lp_http_scan *s, const unsi
 			return bad_request_line(s, end);
 		case RL_TARGET:
 			if (c > ' ' && c != 0x7f) {
+				/* The target is most of the line: the rest of it in a tight
+				 * loop, within the head's bound. A target of two bytes or
+				 * more is not the h2 preface's "*". */
+				size_t room = s->head_max - s->head_len;    /* head_len <= head_max */
+				const unsigned char *q = p + 1;
+				const unsigned char *stop = (size_t)(end - q) < room ? end : q + room;
+				while (q < stop && *q > ' ' && *q != 0x7f)
+					q++;
+				if (q > p + 1)
+					s->flags &= (uint8_t)~F_PRI;
+				s->head_len += (uint32_t)(q - (p + 1));
 				s->pos = 1;
+				p = q - 1;
 				continue;
 			}
 			if (c == ' ' && s->pos) {
@@ -446,8 +470,7 @@ static const unsigned char *scan_headers(struct lp_http_scan *s, const unsigned 
 		done = !(s->flags & F_LONG_LINE) &&
 		       line_end(s, (const unsigned char *)s->line, s->line_len);
 	}
-	s->flags &= (uint8_t)~F_LONG_LINE;
-	s->line_len = 0;
+	forget_line(s);
 	if (done)
 		end_head(s, o);
 	return nl + 1;
@@ -456,7 +479,7 @@ static const unsigned char *scan_headers(struct lp_http_scan *s, const unsigned 
 /* ---- bodies -------------------------------------------------------------------------- */
 
 static const unsigned char *skip_body(struct lp_http_scan *s, const unsigned char *p,
-				      const unsigned char *end, enum lp_http_state next)
+				      const unsigned char *end, enum lp_http_scan_state next)
 {
 	size_t n = (size_t)(end - p);
 	if (n > s->body_left)

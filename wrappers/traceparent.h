@@ -29,14 +29,14 @@ int lp_traceparent_parse(const char *value, size_t len, struct lp_labels *out) L
 #define LP_HTTP_HEAD_MAX 8192       /* default bound of a request head */
 
 /* What one feed reports (the return value of lp_http_scan_feed). */
-enum lp_http_result {
+enum lp_http_scan_result {
 	LP_HTTP_NONE = 0,           /* no request head completed in this feed */
 	LP_HTTP_CONTEXT = 1,        /* one completed with a valid traceparent */
 	LP_HTTP_NO_CONTEXT = 2,     /* one completed (or was given up on) without */
 };
 
 /* Why a connection is left alone for good (lp_http_scan.ignored). */
-enum lp_http_ignore {
+enum lp_http_scan_ignore {
 	LP_HTTP_IGN_NONE = 0,       /* still scanned */
 	LP_HTTP_IGN_H2,             /* HTTP/2 connection preface */
 	LP_HTTP_IGN_TLS,            /* TLS handshake record (0x16 0x03) */
@@ -44,7 +44,7 @@ enum lp_http_ignore {
 };
 
 /* Where the scanner is (lp_http_scan.state). */
-enum lp_http_state {
+enum lp_http_scan_state {
 	LP_HS_START,                /* a request line is expected (CR/LF before it skipped) */
 	LP_HS_REQLINE,              /* inside the request line */
 	LP_HS_HEADERS,              /* inside the header section */
@@ -77,8 +77,8 @@ struct lp_http_scan {
 	uint32_t head_len;          /* bytes of this head (or chunk line, trailers) so far */
 	uint32_t head_max;          /* a longer head is given up on; init: LP_HTTP_HEAD_MAX */
 	uint16_t line_len;          /* bytes of the current header line held in line[] */
-	uint8_t state;              /* enum lp_http_state */
-	uint8_t ignored;            /* enum lp_http_ignore */
+	uint8_t state;              /* enum lp_http_scan_state */
+	uint8_t ignored;            /* enum lp_http_scan_ignore */
 	uint8_t flags;              /* this head's F_* bits (traceparent.c) */
 	uint8_t phase;              /* request-line part */
 	uint8_t pos;                /* progress inside the current part */
@@ -104,8 +104,9 @@ void lp_http_scan_resync(struct lp_http_scan *s);
 
 /*
  * Scans data[0..n), the next bytes the program read from the connection, in
- * order. Returns LP_HTTP_NONE when no request head ended in these bytes;
- * otherwise the outcome of the last head that ended in them: LP_HTTP_CONTEXT
+ * order (bytes only peeked at with MSG_PEEK are not fed: they are read again).
+ * Returns LP_HTTP_NONE when no request head ended in these bytes; otherwise
+ * the outcome of the last head that ended in them: LP_HTTP_CONTEXT
  * with its trace context in *ctx, or LP_HTTP_NO_CONTEXT with *ctx zeroed (no
  * traceparent, an invalid one, two of them, or a head longer than head_max).
  * *ctx is written once, and only when the result is not LP_HTTP_NONE: pass a

@@ -401,6 +401,35 @@ static void test_chunked_every_split(void **state)
 	check_all_cuts(&st, 1);
 }
 
+/* A chunk-size line (zeros and extensions included) is bounded at 1024 bytes
+ * with its CRLF: a longer one is broken framing, and the scanner waits. */
+static void test_chunk_line_bound(void **state)
+{
+	(void)state;
+	static const char post[] = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+	static char body[2048];
+	for (int kind = 0; kind < 5; kind++) {
+		/* a line of exactly 1024 bytes, or 1025; kind 4: 2000 digits */
+		size_t fill = kind == 4 ? 2000 : (kind < 2 ? 1021 : 1022) + (size_t)(kind % 2);
+		struct lp_http_scan s;
+		struct lp_labels ctx;
+		current = kind < 2 || kind == 4 ? "leading zeros" : "long extension";
+		if (kind < 2 || kind == 4) {
+			memset(body, '0', fill);
+			strcpy(body + fill, "3\r\nabc\r\n0\r\n\r\n");
+		} else {
+			memcpy(body, "3;x=", 4);
+			memset(body + 4, 'e', fill - 4);
+			strcpy(body + fill, "\r\nabc\r\n0\r\n\r\n");
+		}
+		lp_http_scan_init(&s);
+		expect_eq(feed_str(&s, post, &ctx), LP_HTTP_NO_CONTEXT);
+		expect_eq(feed_str(&s, body, &ctx), LP_HTTP_NONE);
+		expect_eq(s.state, kind % 2 || kind == 4 ? LP_HS_WAIT : LP_HS_START);
+		expect_eq(feed_str(&s, HEAD("traceparent: " TP1 "\r\n"), &ctx), LP_HTTP_CONTEXT);
+	}
+}
+
 /* Pipelined requests in one feed: the last head's outcome is reported. */
 static void test_pipelined(void **state)
 {
@@ -631,7 +660,7 @@ static const unsigned char tls_hello[] = { 0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0
 static void test_h2_and_tls_ignored(void **state)
 {
 	(void)state;
-	struct { const void *bytes; size_t n; enum lp_http_ignore why; } cases[] = {
+	struct { const void *bytes; size_t n; enum lp_http_scan_ignore why; } cases[] = {
 		{ h2_preface, sizeof(h2_preface) - 1, LP_HTTP_IGN_H2 },
 		{ tls_hello, sizeof(tls_hello), LP_HTTP_IGN_TLS },
 	};
@@ -819,6 +848,40 @@ static void test_long_lines(void **state)
 	check_all_cuts(&st, 0);
 }
 
+static int line_is_clear(const struct lp_http_scan *s)
+{
+	for (size_t i = 0; i < sizeof(s->line); i++)
+		if (s->line[i])
+			return 0;
+	return 1;
+}
+
+/* A header line held across feeds is scrubbed once read, and when the scanner
+ * gives up or loses track: only the trace context is kept. */
+static void test_no_header_bytes_kept(void **state)
+{
+	(void)state;
+	struct lp_http_scan s;
+	struct lp_labels ctx;
+	current = "scrubbed";
+	lp_http_scan_init(&s);
+	expect_eq(feed_str(&s, "GET / HTTP/1.1\r\nAuthorization: Bearer sec", &ctx), LP_HTTP_NONE);
+	expect_eq(s.line_len > 0, 1);
+	expect_eq(feed_str(&s, "ret\r\nCookie: a=", &ctx), LP_HTTP_NONE);
+	expect_eq(strstr(s.line, "sec") == NULL, 1);
+	expect_eq(feed_str(&s, "b\r\n\r\n", &ctx), LP_HTTP_NO_CONTEXT);
+	expect_eq(line_is_clear(&s), 1);
+	expect_eq(feed_str(&s, "GET / HTTP/1.1\r\nCookie: a=", &ctx), LP_HTTP_NONE);
+	lp_http_scan_resync(&s);
+	expect_eq(line_is_clear(&s), 1);
+	s.head_max = 40;
+	expect_eq(feed_str(&s, "GET / HTTP/1.1\r\nCookie: 0123456789abcde", &ctx), LP_HTTP_NONE);
+	expect_eq(s.line_len, 23);     /* 39 bytes: one short of head_max */
+	expect_eq(feed_str(&s, "0123456789abcdef\r\n\r\n", &ctx), LP_HTTP_NO_CONTEXT);
+	expect_eq(line_is_clear(&s), 1);
+	expect_eq(sizeof(s) <= 512, 1);
+}
+
 /* ---- garbage ----------------------------------------------------------------------------- */
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15u;
@@ -900,6 +963,7 @@ int main(void)
 		cmocka_unit_test(test_vectors_file),
 		cmocka_unit_test(test_keepalive_every_split),
 		cmocka_unit_test(test_chunked_every_split),
+		cmocka_unit_test(test_chunk_line_bound),
 		cmocka_unit_test(test_pipelined),
 		cmocka_unit_test(test_header_cases),
 		cmocka_unit_test(test_request_lines),
@@ -911,6 +975,7 @@ int main(void)
 		cmocka_unit_test(test_resync),
 		cmocka_unit_test(test_head_limit),
 		cmocka_unit_test(test_long_lines),
+		cmocka_unit_test(test_no_header_bytes_kept),
 		cmocka_unit_test(test_garbage),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
