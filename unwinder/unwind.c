@@ -41,6 +41,8 @@ struct walk {
 	pid_t pid;
 };
 
+__thread int lp_unwinding __attribute__((tls_model("initial-exec")));
+
 static unw_addr_space_t addr_space;
 static pid_t self_pid;
 static uintptr_t self_lo, self_hi;     /* libprof's own mapping */
@@ -302,24 +304,56 @@ int lp_unwind_capture(const ucontext_t *uc, uintptr_t stack_lo, uintptr_t stack_
 	w.pid = self_pid;
 	if (unw_init_remote(&cursor, addr_space, &w) < 0)
 		return 0;
+	lp_unwinding++;
 	pcs[n++] = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
 	while (n < max) {
 		unw_word_t ip;
 		if (unw_step(&cursor) <= 0 || unw_get_reg(&cursor, UNW_REG_IP, &ip) < 0 || !ip)
-			return n;
+			goto out;
 		pcs[n++] = ip;
 	}
 	*truncated = unw_step(&cursor) > 0;
+out:
+	lp_unwinding--;
 	return n;
 }
+
+/*
+ * The registers DWARF unwinding needs (callee-saved ones, the stack pointer
+ * and a pc) at the return into the caller, written into gregs[]: getcontext
+ * would also make a sigprocmask system call. x86-64 System V.
+ */
+void lp_unwind_getregs(greg_t *gregs);
+__asm__(".text\n"
+	".globl lp_unwind_getregs\n"
+	".hidden lp_unwind_getregs\n"
+	".type lp_unwind_getregs, @function\n"
+	"lp_unwind_getregs:\n"
+	"	.cfi_startproc\n"
+	"	movq %rbx, 88(%rdi)\n"     /* REG_RBX = 11 */
+	"	movq %rbp, 80(%rdi)\n"     /* REG_RBP = 10 */
+	"	movq %r12, 32(%rdi)\n"     /* REG_R12 = 4 ... */
+	"	movq %r13, 40(%rdi)\n"
+	"	movq %r14, 48(%rdi)\n"
+	"	movq %r15, 56(%rdi)\n"
+	"	leaq 8(%rsp), %rax\n"
+	"	movq %rax, 120(%rdi)\n"    /* REG_RSP = 15: the caller's, after return */
+	"	movq (%rsp), %rax\n"
+	"	movq %rax, 128(%rdi)\n"    /* REG_RIP = 16: the return address */
+	"	ret\n"
+	"	.cfi_endproc\n"
+	".size lp_unwind_getregs, .-lp_unwind_getregs\n");
+
+_Static_assert(REG_RBX == 11 && REG_RBP == 10 && REG_R12 == 4 && REG_R15 == 7 &&
+	       REG_RSP == 15 && REG_RIP == 16, "gregs layout of x86-64");
 
 int lp_unwind_capture_here(uintptr_t stack_lo, uintptr_t stack_hi, uint64_t *pcs, int max,
 			   int *truncated)
 {
 	ucontext_t uc;
 	int n, skip = 0;
-	if (getcontext(&uc) < 0)
-		return 0;
+	memset(&uc.uc_mcontext.gregs, 0, sizeof(uc.uc_mcontext.gregs));
+	lp_unwind_getregs(uc.uc_mcontext.gregs);
 	n = lp_unwind_capture(&uc, stack_lo, stack_hi, pcs, max, truncated);
 	while (skip < n && pcs[skip] >= self_lo && pcs[skip] < self_hi)
 		skip++;

@@ -12,6 +12,11 @@
 
 /* ---- capture (unwind.c) ---------------------------------------------------- */
 
+/* Non-zero while this thread walks a stack: libunwind then blocks and restores
+ * signals around its cache lock, which libprof's signal-mask wrappers skip
+ * (nothing of libprof's can re-enter the walk: its handler drops the sample). */
+extern __thread int lp_unwinding __attribute__((tls_model("initial-exec")));
+
 /* Once at load, before any capture. Returns 0 or a negative errno. */
 int lp_unwind_init(void) __attribute__((warn_unused_result));
 

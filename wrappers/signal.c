@@ -17,6 +17,7 @@
 #include "wrappers.h"
 #include "internal.h"
 #include "../preload/preload.h"
+#include "../unwinder/unwinder.h"
 
 #include <errno.h>
 #include <string.h>
@@ -82,6 +83,14 @@ static const sigset_t *without_ours(const sigset_t *set, sigset_t *copy)
 static int masked(int (*real)(int, const sigset_t *, sigset_t *), int how,
 		  const sigset_t *set, sigset_t *old)
 {
+	/* libunwind blocks every signal around its cache lock, twice per frame:
+	 * two system calls that protect nothing while libprof walks (its handler
+	 * drops a sample that would re-enter). The program's mask stays as it is. */
+	if (lp_unwinding && lp_self.guard) {
+		if (old)
+			sigemptyset(old);
+		return 0;
+	}
 	sigset_t copy;
 	int sig = lp_sampler_signal(), was = lp_self.program_blocked;
 	int rc = real(how, without_ours(set, &copy), old);

@@ -52,8 +52,10 @@ LP_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
 		lp_thread_wrappers_init();
 	if (!atomic_load(&lp.initialized))
 		lp_init();          /* a library's constructor, before libprof's */
-	/* libprof's own threads (guard held) and a disabled libprof: pass through. */
-	if (lp_self.guard || !atomic_load(&lp.cpu_active))
+	/* libprof's own threads (guard held) and a disabled libprof: pass through.
+	 * Heap and lock sampling need the thread's stack bounds too. */
+	if (lp_self.guard || !atomic_load(&lp.initialized) ||
+	    (!atomic_load(&lp.cpu_active) && !lp_heap_on && !lp_mutex_on))
 		return lp_real_pthread_create(thread, attr, fn, arg);
 	lp_guard_enter();
 	struct start *st = malloc(sizeof(*st));
