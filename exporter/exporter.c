@@ -2,7 +2,10 @@
  * The exporter thread: the only consumer of the sample ring. It wakes every
  * DRAIN_MS (sooner when the ring fills), moves samples into the aggregation
  * table, and at each interval's end (or on a flush request from exit/exec)
- * symbolizes, encodes, compresses and writes one profile per type.
+ * symbolizes, encodes, compresses and writes one profile per type: as a file,
+ * or handed to upload.c when streaming. While uploads are pending, its wait is
+ * libcurl's poll on their sockets (bounded the same way, woken by a flush);
+ * at exit and exec they get at most LIBPROF_EXIT_TIMEOUT, then are spooled.
  *
  * Locking: `mu` guards the request/acknowledge counters only; it is a leaf
  * lock, never held while working. The thread runs with every signal blocked
@@ -93,9 +96,66 @@ static int ensure_dir(void)
 	return ex.dir_state > 0 ? 0 : -ENOENT;
 }
 
-/* Symbolizes, encodes, compresses and writes one profile of the interval. */
+static unsigned *seq_of(const char *type)
+{
+	return strcmp(type, "cpu") == 0 ? &ex.seq_cpu : strcmp(type, "heap") == 0 ? &ex.seq_heap
+									   : &ex.seq_mutex;
+}
+
+int lp_exporter_spool(const char *type, const uint8_t *gz, size_t len)
+{
+	unsigned *seq = seq_of(type);
+	int rc = ensure_dir();
+	if (rc == 0)
+		rc = lp_sink_write(ex.dir, lp.service, lp.pid, type, seq, gz, len);
+	if (rc == 0) {
+		ex.n_written++;
+		lp_log(LP_LOG_DEBUG, "wrote %s/%s.%d.%s.%06u.pb.gz", ex.dir, lp.service, (int)lp.pid,
+		       type, *seq - 1);
+	}
+	return rc;
+}
+
+const char *lp_exporter_dir(void)
+{
+	return ex.dir;
+}
+
+/* The service.name sent with OTLP: as given, else the program's file name. */
+static const char *otlp_service(void)
+{
+	const char *slash = strrchr(lp.exe_path, '/');
+	return lp.cfg.opt_service[0] ? lp.cfg.opt_service : slash && slash[1] ? slash + 1 : lp.service;
+}
+
+/* Hands the profile to upload.c (which owns gz from here), with its OTLP
+ * request when that is the protocol. */
+static void stream(const char *type, const struct lp_table *t, const struct lp_profile_desc *d,
+		   uint8_t *gz, size_t gz_len)
+{
+	uint8_t *raw = NULL, *body = NULL;
+	size_t raw_len = 0, len = 0;
+	if (lp.cfg.opt_protocol == LP_PROTO_OTLP) {
+		struct lp_otlp_source src = { otlp_service(), lp.cfg.opt_resource,
+					      lp.cfg.opt_n_resource };
+		int rc = lp_otlp_encode(t, d, &ex.maps, ex.sym, &src, &raw, &raw_len);
+		if (rc == 0 && lp.cfg.opt_otlp_gzip) {
+			rc = lp_gzip(raw, raw_len, &body, &len);
+			free(raw);
+		} else if (rc == 0) {
+			body = raw;
+			len = raw_len;
+		}
+		if (rc < 0 && (ex.n_failed++ == 0 || lp.cfg.opt_log == LP_LOG_DEBUG))
+			lp_log(LP_LOG_WARN, "could not encode a %s profile for OTLP (%s); it is written "
+			       "as a file", type, strerror(-rc));
+	}
+	lp_upload_enqueue(type, d, gz, gz_len, body, len);
+}
+
+/* Symbolizes, encodes, compresses and writes or streams one profile of the interval. */
 static void emit(const char *type, const struct lp_table *t, struct lp_profile_desc *d,
-		 unsigned *seq, uint64_t end_mono)
+		 uint64_t end_mono)
 {
 	uint8_t *raw = NULL, *gz = NULL;
 	size_t raw_len, gz_len;
@@ -107,14 +167,14 @@ static void emit(const char *type, const struct lp_table *t, struct lp_profile_d
 	int rc = lp_pprof_encode(t, d, &ex.maps, ex.sym, &raw, &raw_len);
 	if (rc == 0)
 		rc = lp_gzip(raw, raw_len, &gz, &gz_len);
-	if (rc == 0)
-		rc = ensure_dir();
-	if (rc == 0)
-		rc = lp_sink_write(ex.dir, lp.service, lp.pid, type, seq, gz, gz_len);
+	if (rc == 0 && lp.cfg.opt_protocol != LP_PROTO_FILE && lp_upload_ready()) {
+		stream(type, t, d, gz, gz_len);
+		gz = NULL;
+	} else if (rc == 0) {
+		rc = lp_exporter_spool(type, gz, gz_len);
+	}
 	if (rc == 0) {
-		ex.n_written++;
-		lp_log(LP_LOG_DEBUG, "wrote %s/%s.%d.%s.%06u.pb.gz (%zu stacks, %llu us)", ex.dir,
-		       lp.service, (int)lp.pid, type, *seq - 1, lp_table_count(t),
+		lp_log(LP_LOG_DEBUG, "%s profile: %zu stacks, %llu us", type, lp_table_count(t),
 		       (unsigned long long)(lp_now_ns(CLOCK_THREAD_CPUTIME_ID) - t0) / 1000);
 	} else if (ex.n_failed++ == 0 || lp.cfg.opt_log == LP_LOG_DEBUG) {
 		lp_log(LP_LOG_WARN, "could not write a %s profile (%s); it is lost, and later failures are logged at debug level",
@@ -148,7 +208,7 @@ static void write_cpu_profile(uint64_t end_mono)
 		.comments = { comment },
 		.n_comments = 1,
 	};
-	emit("cpu", ex.cpu, &d, &ex.seq_cpu, end_mono);
+	emit("cpu", ex.cpu, &d, end_mono);
 	lp_table_reset(ex.cpu);
 }
 
@@ -180,7 +240,7 @@ static void write_heap_profile(uint64_t end_mono)
 		.comments = { comment },
 		.n_comments = 1,
 	};
-	emit("heap", t, &d, &ex.seq_heap, end_mono);
+	emit("heap", t, &d, end_mono);
 	lp_heapprof_end_interval(ex.heap);
 }
 
@@ -204,7 +264,7 @@ static void write_mutex_profile(uint64_t end_mono)
 		.comments = { comment },
 		.n_comments = 1,
 	};
-	emit("mutex", ex.mutex, &d, &ex.seq_mutex, end_mono);
+	emit("mutex", ex.mutex, &d, end_mono);
 	lp_table_reset(ex.mutex);
 }
 
@@ -227,8 +287,41 @@ static struct timespec deadline_in(uint64_t ns)
 static void log_own_cpu(void)
 {
 	uint64_t cpu_ns = lp_now_ns(CLOCK_THREAD_CPUTIME_ID);
-	lp_log(LP_LOG_INFO, "exporter thread: %llu us CPU, %llu profiles written",
-	       (unsigned long long)(cpu_ns / 1000), (unsigned long long)ex.n_written);
+	lp_log(LP_LOG_INFO, "exporter thread: %llu us CPU, %llu profiles written, %llu delivered",
+	       (unsigned long long)(cpu_ns / 1000), (unsigned long long)ex.n_written,
+	       (unsigned long long)lp_upload_delivered());
+}
+
+/*
+ * Waits for the next drain, a flush request, or (while uploads are pending)
+ * transfer progress. A flush wakes both waits: the condition variable, and
+ * libcurl's poll through lp_upload_wake, which also cuts short the next poll
+ * when it comes in between.
+ */
+static void wait_for_work(unsigned drain_ms)
+{
+	pthread_mutex_lock(&ex.mu);
+	int idle = ex.requested == ex.completed;
+	if (idle && !lp_upload_pending()) {
+		struct timespec until = deadline_in((uint64_t)drain_ms * 1000000u);
+		while (ex.requested == ex.completed &&
+		       pthread_cond_timedwait(&ex.wake, &ex.mu, &until) != ETIMEDOUT)
+			;
+		idle = 0;
+	}
+	pthread_mutex_unlock(&ex.mu);
+	if (idle)
+		lp_upload_wait(drain_ms);
+}
+
+/* Exit or exec: pending uploads get at most LIBPROF_EXIT_TIMEOUT (from now,
+ * the profiles being written), then are written as files. */
+static void flush_uploads(int final)
+{
+	uint64_t deadline = lp_now_ns(CLOCK_MONOTONIC) + (uint64_t)lp.cfg.opt_exit_timeout_ns;
+	while (lp_upload_flush_step(deadline))
+		drain(lp_now_ns(CLOCK_MONOTONIC));
+	lp_upload_spool_all(final ? "the program exited first" : "the program called exec first");
 }
 
 static void *exporter_main(void *arg)
@@ -238,12 +331,8 @@ static void *exporter_main(void *arg)
 	pthread_setname_np(pthread_self(), "libprof");
 	uint64_t next_end = ex.interval_start_mono + (uint64_t)lp.cfg.opt_interval_ns;
 	for (;;) {
-		unsigned drain_ms = lp_ring_fill_percent() > 25 ? DRAIN_FAST_MS : DRAIN_MS;
-		struct timespec until = deadline_in((uint64_t)drain_ms * 1000000u);
+		wait_for_work(lp_ring_fill_percent() > 25 ? DRAIN_FAST_MS : DRAIN_MS);
 		pthread_mutex_lock(&ex.mu);
-		while (ex.requested == ex.completed &&
-		       pthread_cond_timedwait(&ex.wake, &ex.mu, &until) != ETIMEDOUT)
-			;
 		unsigned long want = ex.requested;
 		int final = ex.final_requested;
 		pthread_mutex_unlock(&ex.mu);
@@ -255,9 +344,11 @@ static void *exporter_main(void *arg)
 			next_end += (uint64_t)lp.cfg.opt_interval_ns;
 		}
 		drain(now);
+		lp_upload_step();
 		if (want != ex.completed) {
 			drain(UINT64_MAX);
 			end_interval(now);
+			flush_uploads(final);
 			if (final)
 				log_own_cpu();
 			pthread_mutex_lock(&ex.mu);
@@ -318,6 +409,7 @@ void lp_exporter_flush(int final, int timeout_ms)
 	unsigned long mine = ++ex.requested;
 	ex.final_requested |= final;
 	pthread_cond_signal(&ex.wake);
+	lp_upload_wake();
 	struct timespec until = deadline_in((uint64_t)timeout_ms * 1000000u);
 	while (ex.completed < mine &&
 	       pthread_cond_timedwait(&ex.done, &ex.mu, &until) != ETIMEDOUT)
@@ -333,6 +425,7 @@ void lp_exporter_after_fork(void)
 	 * locks may be mid-update: abandon them (copy-on-write pages, never touched
 	 * again) and start clean. */
 	memset(&ex, 0, sizeof(ex));
+	lp_upload_after_fork();
 	init_sync();
 	if (start_thread() < 0)
 		lp_log(LP_LOG_WARN, "forked child %d: could not start the exporter thread; not profiling it",

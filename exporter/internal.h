@@ -1,6 +1,8 @@
 /*
  * exporter/ private interfaces: the aggregation table (table.c), the pprof
- * encoder (pprof.c), gzip and the file sink (sink_file.c).
+ * encoder (pprof.c), gzip and the file sink (sink_file.c), and streaming: the
+ * OTLP encoder (otlp.c), the Pyroscope request (pyroscope.c), delivery
+ * (upload.c) over libcurl (http.c).
  */
 #ifndef LP_EXPORTER_INTERNAL_H
 #define LP_EXPORTER_INTERNAL_H
@@ -119,5 +121,138 @@ int lp_sink_choose_dir(const char *wanted, char *dir, size_t size)
 int lp_sink_write(const char *dir, const char *service, int pid, const char *type,
 		  unsigned *seq, const uint8_t *data, size_t len)
 	__attribute__((warn_unused_result));
+
+/* ---- OTLP encoding (otlp.c) --------------------------------------------------- */
+
+/* What names the source: the service and the resource attributes (NUL-ended
+ * key, value pairs, as in struct lp_config). */
+struct lp_otlp_source {
+	const char *service;
+	const char *resource;
+	int n_resource;
+};
+
+/*
+ * Encodes the table as an OTLP ExportProfilesServiceRequest: one resource, one
+ * scope, one Profile per sample type of d sharing one dictionary. maps and
+ * sym may be NULL. *out is malloc'd and owned by the caller. Returns 0 or a
+ * negative errno. Exporter thread (the symbolizer's strings are borrowed).
+ */
+int lp_otlp_encode(const struct lp_table *t, const struct lp_profile_desc *d,
+		   const struct lp_maps *maps, struct lp_symbolizer *sym,
+		   const struct lp_otlp_source *src, uint8_t **out, size_t *len)
+	__attribute__((warn_unused_result));
+/* An ExportProfilesServiceResponse's partial success: 1 when it reports
+ * rejected profiles or a message (copied into msg), else 0. */
+int lp_otlp_partial_success(const uint8_t *resp, size_t len, long long *rejected, char *msg,
+			    size_t size);
+
+/* ---- the Pyroscope ingest request (pyroscope.c) --------------------------------- */
+
+/* Percent-encodes all but A-Z a-z 0-9 - . _ ~ into out (always NUL-terminated,
+ * cut when out is full). Returns the length. */
+size_t lp_url_encode(const char *in, char *out, size_t size);
+/* service{k=v,...} from the resource attributes (at most 32; keys made
+ * [A-Za-z0-9_], and ",{}=" in values made "_"). Returns the length. */
+size_t lp_pyroscope_name(const char *service, const char *resource, int n_resource, char *out,
+			 size_t size);
+/* The sample_type_config JSON naming d's types' units and aggregation. */
+size_t lp_pyroscope_types_json(const struct lp_profile_desc *d, char *out, size_t size);
+/*
+ * One profile's request: *url = base/ingest?name=name_enc&from=&until=&spyName=libprof,
+ * *body the multipart body holding gz at *gz_off, content_type its header value.
+ * *url and *body are malloc'd, owned by the caller. 0 or -ENOMEM (nothing kept).
+ */
+int lp_pyroscope_request(const char *base, const char *name_enc, const struct lp_profile_desc *d,
+			 const uint8_t *gz, size_t gz_len, char **url, uint8_t **body,
+			 size_t *body_len, size_t *gz_off, char *content_type, size_t ct_size)
+	__attribute__((warn_unused_result));
+
+/* ---- HTTP transport (http.c): libcurl, loaded on first use ---------------------- */
+
+#define LP_HTTP_SLOTS 4             /* transfers at once */
+#define LP_HTTP_RESP_MAX 1024       /* response bytes kept (the rest is read and dropped) */
+
+struct lp_http_result {
+	int slot;
+	int curl_rc;                /* CURLcode: 0 = an HTTP answer came */
+	long status;
+	const char *error;          /* libcurl's message when curl_rc != 0 */
+	const char *retry_after;    /* the header's value, "" when absent */
+	const uint8_t *resp;        /* the body's first bytes */
+	size_t resp_len;
+};
+
+/* Loads libcurl (dlopen, once) and makes the transfer set. 0, or a negative
+ * errno after one warning (then every later call fails at once). */
+int lp_http_init(void) __attribute__((warn_unused_result));
+/* Starts POSTing body (kept by the caller until the transfer ends) in slot. */
+int lp_http_start(int slot, const char *url, const uint8_t *body, size_t len,
+		  const char *content_type) __attribute__((warn_unused_result));
+/* Moves the transfers on without blocking. */
+void lp_http_perform(void);
+/* Waits at most timeout_ms for socket activity, a libcurl timer or lp_http_wake. */
+void lp_http_poll(int timeout_ms);
+/* A finished transfer: 1 and *r (pointers valid until its slot is started
+ * again), or 0 when there is none. */
+int lp_http_next_done(struct lp_http_result *r);
+/* Abandons the transfer in slot (the connection is closed). */
+void lp_http_abort(int slot);
+/* Any thread: makes a current or the next lp_http_poll return at once. */
+void lp_http_wake(void);
+/* Forked child: forget the parent's transfer set without touching it. */
+void lp_http_after_fork(void);
+
+/* ---- delivery (upload.c) -------------------------------------------------------- */
+
+enum lp_verdict { LP_DELIVERED, LP_RETRY, LP_REJECTED };
+
+/* What an attempt's outcome means: curl_rc a CURLcode, status the HTTP status. */
+enum lp_verdict lp_upload_verdict(enum lp_protocol proto, int curl_rc, long status);
+/* The wait before the next attempt after `failures` failed ones in a row: the
+ * Retry-After delay when given (>= 0, capped at 300 s), else full jitter,
+ * random % (min(30 s, 1 s << (failures - 1)) + 1) ms. */
+uint32_t lp_upload_backoff_ms(int failures, long retry_after_ms, uint32_t random);
+/* A Retry-After value (delay-seconds or IMF-fixdate) in ms from now_s; -1 when
+ * absent or malformed. */
+long lp_upload_retry_after_ms(const char *value, int64_t now_s);
+/* A refusal's reason for the log: the body's first line (printable, cut to
+ * size), or for OTLP a binary google.rpc.Status's message. */
+void lp_upload_reason(const uint8_t *body, size_t len, int otlp, char *out, size_t size);
+
+/* 1 when profiles are streamed: the first call loads libcurl; if that fails
+ * (one warning), 0 from then on and profiles go to files. Exporter thread. */
+int lp_upload_ready(void);
+/*
+ * Hands one profile over for delivery: gz the gzip pprof (what is spooled),
+ * body the OTLP request (NULL for Pyroscope, built from gz; NULL for OTLP
+ * means the encoding failed: spooled at once). Takes both buffers in every case.
+ */
+void lp_upload_enqueue(const char *type, const struct lp_profile_desc *d, uint8_t *gz,
+		       size_t gz_len, uint8_t *body, size_t body_len);
+/* Profiles wait to be delivered (queued or in transfer). */
+int lp_upload_pending(void);
+/* Moves transfers on, handles finished ones, starts due ones. Never blocks. */
+void lp_upload_step(void);
+/* Waits at most max_ms for transfer progress, a retry falling due or a wake-up. */
+void lp_upload_wait(unsigned max_ms);
+/* One step of a bounded flush: 1 while profiles are pending and can still be
+ * delivered before deadline (CLOCK_MONOTONIC ns); waits at most 100 ms. */
+int lp_upload_flush_step(uint64_t deadline);
+/* Spools every pending profile (aborting transfers) and logs how many. */
+void lp_upload_spool_all(const char *reason);
+/* Profiles delivered so far. */
+uint64_t lp_upload_delivered(void);
+/* Any thread (lp_exporter_flush): wakes lp_upload_wait. */
+void lp_upload_wake(void);
+/* Forked child: an empty queue; the parent's transfers are never touched. */
+void lp_upload_after_fork(void);
+
+/* exporter.c: writes a profile as the file sink does (the spool). 0 or a
+ * negative errno. */
+int lp_exporter_spool(const char *type, const uint8_t *gz, size_t len)
+	__attribute__((warn_unused_result));
+/* The output directory ("" until chosen). */
+const char *lp_exporter_dir(void);
 
 #endif

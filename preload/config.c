@@ -10,7 +10,8 @@
 #include <signal.h>
 #include <string.h>
 
-enum kind { K_BOOL, K_INT, K_INT64, K_DECIMAL, K_SIGNAL, K_LOG, K_PATH, K_NAME, K_OTEL_BOOL };
+enum kind { K_BOOL, K_INT, K_INT64, K_DECIMAL, K_SIGNAL, K_LOG, K_PATH, K_NAME, K_OTEL_BOOL,
+	    K_NET /* read by config_net.c */ };
 
 struct var {
 	const char *name;
@@ -29,7 +30,7 @@ static const struct var vars[] = {
 	{ "LIBPROF_MAX_DEPTH", K_INT, 4, LP_MAX_DEPTH_LIMIT, 64, F(opt_max_depth) },
 	{ "LIBPROF_INTERVAL", K_DECIMAL, 100, 3600000, 10000, F(opt_interval_ns) },
 	{ "LIBPROF_FOLLOW_EXEC", K_BOOL, 0, 1, 1, F(opt_follow_exec) },
-	{ "LIBPROF_RING_SLOTS", K_INT, 256, 65536, 4096, F(opt_ring_slots) },
+	{ "LIBPROF_RING_SLOTS", K_INT, 256, 65536, 2048, F(opt_ring_slots) },
 	{ "LIBPROF_MAX_STACKS", K_INT, 1024, 1048576, 65536, F(opt_max_stacks) },
 	{ "LIBPROF_HEAP_RATE", K_INT64, 0, 1073741824, 524288, F(opt_heap_rate) },
 	{ "LIBPROF_HEAP_MAX_LIVE", K_INT, 1024, 1048576, 32768, F(opt_heap_max_live) },
@@ -39,6 +40,26 @@ static const struct var vars[] = {
 	{ "LIBPROF_OUTPUT_DIR", K_PATH, 0, 0, 0, F(opt_output_dir) },
 	{ "OTEL_SERVICE_NAME", K_NAME, 0, 0, 0, F(opt_service) },
 	{ "OTEL_SDK_DISABLED", K_OTEL_BOOL, 0, 1, 1, F(opt_enable) },
+	{ "LIBPROF_UPLOAD_TIMEOUT", K_DECIMAL, 100, 300000, 10000, F(opt_upload_timeout_ns) },
+	{ "LIBPROF_EXIT_TIMEOUT", K_DECIMAL, 0, 60000, 2000, F(opt_exit_timeout_ns) },
+	{ "LIBPROF_UPLOAD_QUEUE", K_INT, 1, 1024, 64, F(opt_upload_queue) },
+	{ "LIBPROF_UPLOAD_QUEUE_BYTES", K_INT64, 1048576, 1073741824, 33554432,
+	  F(opt_upload_queue_bytes) },
+	{ "LIBPROF_PROTOCOL", K_NET, 0, 0, 0, 0 },
+	{ "LIBPROF_ENDPOINT", K_NET, 0, 0, 0, 0 },
+	{ "LIBPROF_HEADERS", K_NET, 0, 0, 0, 0 },
+	{ "LIBPROF_TLS_CA", K_NET, 0, 0, 0, 0 },
+	{ "OTEL_RESOURCE_ATTRIBUTES", K_NET, 0, 0, 0, 0 },
+	{ "OTEL_EXPORTER_OTLP_ENDPOINT", K_NET, 0, 0, 0, 0 },
+	{ "OTEL_EXPORTER_OTLP_PROFILES_ENDPOINT", K_NET, 0, 0, 0, 0 },
+	{ "OTEL_EXPORTER_OTLP_HEADERS", K_NET, 0, 0, 0, 0 },
+	{ "OTEL_EXPORTER_OTLP_PROFILES_HEADERS", K_NET, 0, 0, 0, 0 },
+	{ "OTEL_EXPORTER_OTLP_TIMEOUT", K_NET, 0, 0, 0, 0 },
+	{ "OTEL_EXPORTER_OTLP_PROFILES_TIMEOUT", K_NET, 0, 0, 0, 0 },
+	{ "OTEL_EXPORTER_OTLP_COMPRESSION", K_NET, 0, 0, 0, 0 },
+	{ "OTEL_EXPORTER_OTLP_PROFILES_COMPRESSION", K_NET, 0, 0, 0, 0 },
+	{ "OTEL_EXPORTER_OTLP_PROTOCOL", K_NET, 0, 0, 0, 0 },
+	{ "OTEL_EXPORTER_OTLP_PROFILES_PROTOCOL", K_NET, 0, 0, 0, 0 },
 };
 
 #define N_VARS (sizeof(vars) / sizeof(vars[0]))
@@ -48,7 +69,14 @@ const char *const lp_config_names[] = {
 	"LIBPROF_INTERVAL", "LIBPROF_FOLLOW_EXEC", "LIBPROF_RING_SLOTS",
 	"LIBPROF_MAX_STACKS", "LIBPROF_HEAP_RATE", "LIBPROF_HEAP_MAX_LIVE", "LIBPROF_MUTEX_RATE",
 	"LIBPROF_TRACE", "LIBPROF_LOG", "LIBPROF_OUTPUT_DIR", "OTEL_SERVICE_NAME",
-	"OTEL_SDK_DISABLED", NULL
+	"OTEL_SDK_DISABLED", "LIBPROF_UPLOAD_TIMEOUT", "LIBPROF_EXIT_TIMEOUT",
+	"LIBPROF_UPLOAD_QUEUE", "LIBPROF_UPLOAD_QUEUE_BYTES", "LIBPROF_PROTOCOL",
+	"LIBPROF_ENDPOINT", "LIBPROF_HEADERS", "LIBPROF_TLS_CA", "OTEL_RESOURCE_ATTRIBUTES",
+	"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROFILES_ENDPOINT",
+	"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_PROFILES_HEADERS",
+	"OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_PROFILES_TIMEOUT",
+	"OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_PROFILES_COMPRESSION",
+	"OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_PROFILES_PROTOCOL", NULL
 };
 
 static const struct { const char *name; int sig; } signals[] = {
@@ -213,7 +241,10 @@ static const char *default_text(const struct var *v, char *buf, size_t size)
 	case K_BOOL:
 		return v->def ? "1" : "0";
 	case K_DECIMAL:
-		lp_fmt(buf, size, "%ld", v->def / 1000);
+		if (v->def % 1000)
+			lp_fmt(buf, size, "%ld.%03ld", v->def / 1000, v->def % 1000);
+		else
+			lp_fmt(buf, size, "%ld", v->def / 1000);
 		return buf;
 	case K_SIGNAL:
 		return "SIGPROF";
@@ -243,7 +274,8 @@ static void store_default(struct lp_config *cfg, const struct var *v)
 		*(enum lp_log_level *)field = (enum lp_log_level)v->def;
 		break;
 	case K_OTEL_BOOL:
-		break;              /* shares opt_enable with LIBPROF_ENABLE */
+	case K_NET:
+		break;              /* shares opt_enable with LIBPROF_ENABLE; config_net.c */
 	default:
 		*(int *)field = (int)v->def;
 	}
@@ -304,6 +336,8 @@ static int store_value(struct lp_config *cfg, const struct var *v, const char *v
 		return 1;
 	case K_NAME:
 		copy_text(field, LP_NAME_MAX, val);
+		return 1;
+	case K_NET:
 		return 1;
 	}
 	if (n < 0)
@@ -372,7 +406,7 @@ void lp_config_load(struct lp_config *cfg, char *const *envp, void (*warn)(const
 	for (int pass = 0; pass < 2; pass++) {
 		for (size_t i = 0; i < N_VARS; i++) {
 			const struct var *v = &vars[i];
-			if ((v->kind == K_LOG) != (pass == 0))
+			if ((v->kind == K_LOG) != (pass == 0) || v->kind == K_NET)
 				continue;
 			const char *val = env_value(envp, v->name);
 			if (!val || !*val)      /* OTel rule: an empty value is unset */
@@ -402,5 +436,6 @@ void lp_config_load(struct lp_config *cfg, char *const *envp, void (*warn)(const
 	cfg->opt_ring_slots = (int)round_pow2((unsigned)cfg->opt_ring_slots);
 	const char *sig = env_value(envp, "LIBPROF_CPU_SIGNAL");
 	cfg->opt_cpu_signal_explicit = sig && *sig && parse_signal(sig) > 0;
+	lp_config_net_load(cfg, envp, warn);
 	warn_unknown(envp, warn);
 }

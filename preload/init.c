@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define FINAL_TIMEOUT_MS 5000
+#define FINAL_TIMEOUT_MS (5000 + (int)(lp.cfg.opt_exit_timeout_ns / 1000000)) /* encoding + uploads */
 
 struct lp_process lp = { .cfg = { .opt_log = LP_LOG_WARN } };
 LP_TLS struct lp_thread lp_self = { .timer_slot = -1, .ctx_fd = -1 };

@@ -26,6 +26,11 @@ enum lp_log_level { LP_LOG_DEBUG, LP_LOG_INFO, LP_LOG_WARN, LP_LOG_OFF };
 
 #define LP_PATH_MAX 4096
 #define LP_NAME_MAX 128
+#define LP_URL_MAX 1024
+#define LP_LIST_MAX 4096
+
+/* Where profiles go: files, or streamed (exporter/upload.c) with files as the spool. */
+enum lp_protocol { LP_PROTO_FILE, LP_PROTO_PYROSCOPE, LP_PROTO_OTLP };
 
 struct lp_config {
 	int opt_enable;             /* LIBPROF_ENABLE and OTEL_SDK_DISABLED */
@@ -43,7 +48,20 @@ struct lp_config {
 	int opt_trace;              /* pick up traceparent from socket reads */
 	enum lp_log_level opt_log;
 	char opt_output_dir[LP_PATH_MAX]; /* "" = default directory */
-	char opt_service[LP_NAME_MAX];    /* OTEL_SERVICE_NAME, "" = program name */
+	char opt_service[LP_NAME_MAX];    /* OTEL_SERVICE_NAME, else service.name, "" = program name */
+	/* streaming (config_net.c) */
+	enum lp_protocol opt_protocol;
+	char opt_url[LP_URL_MAX];         /* Pyroscope: base URL; OTLP: the full URL */
+	char opt_headers[LP_LIST_MAX];    /* opt_n_headers "Name: value" strings, each NUL-ended */
+	int opt_n_headers;
+	char opt_resource[LP_LIST_MAX];   /* opt_n_resource NUL-ended key, value pairs (no service.name) */
+	int opt_n_resource;
+	char opt_tls_ca[LP_PATH_MAX];     /* "" = the system's CA certificates */
+	int opt_otlp_gzip;                /* OTLP: Content-Encoding: gzip */
+	int64_t opt_upload_timeout_ns;    /* connect + transfer, per request */
+	int64_t opt_exit_timeout_ns;      /* at exit and exec: time left to pending uploads */
+	int opt_upload_queue;             /* undelivered profiles held at most ... */
+	int64_t opt_upload_queue_bytes;   /* ... and their bytes */
 };
 
 /*
@@ -56,6 +74,31 @@ void lp_config_load(struct lp_config *cfg, char *const *envp,
 
 /* The names of every variable libprof reads, NULL-terminated (for docs/tests). */
 extern const char *const lp_config_names[];
+
+/*
+ * config_net.c: the streaming variables (protocol, endpoints, headers, resource
+ * attributes, TLS CA), read and resolved after the others: the OTel rules of
+ * docs/wire-formats.md section 5. Same contract as lp_config_load: one line
+ * per bad value, never fails. Header values are never shown in warnings.
+ */
+void lp_config_net_load(struct lp_config *cfg, char *const *envp,
+			void (*warn)(const char *line));
+/* Percent-decodes in[0..n) into out (size bytes, NUL-terminated). Returns the
+ * decoded length, or -1 on a malformed escape or when out is too small. */
+int lp_percent_decode(const char *in, size_t n, char *out, size_t size);
+/*
+ * Parses a "k1=v1,k2=v2" list (W3C Baggage style, as OTel specifies: members
+ * trimmed, empty members skipped, values percent-decoded). headers: keys must
+ * be HTTP field names and values free of CR, LF and NUL; out gets one
+ * "Name: value" string per member. Otherwise out gets key, value string pairs
+ * (a repeated key keeps its last value). Returns the number of members, or
+ * -EINVAL with the reason in why (naming the member, never its value).
+ */
+int lp_kv_list_parse(const char *text, int headers, char *out, size_t size, char *why,
+		     size_t why_size);
+/* 0 when url is an http:// or https:// URL with a host and no space or control
+ * character (base: nor query or fragment either); -EINVAL otherwise. */
+int lp_url_check(const char *url, int base);
 
 /* ---- logging (log.c) ----------------------------------------------------- */
 
