@@ -6,15 +6,18 @@ WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wfor
            -Wundef -Wvla -fno-common
 CFLAGS  := -std=gnu11 -O2 -g -fPIC -fvisibility=hidden $(WARN) -Werror -D_GNU_SOURCE \
            -Ibuild/gen -pthread
-# libcurl is linked --as-needed: nothing calls it until the uploader exists, so a
-# profiled program does not load it (and its ~30 dependencies) for nothing.
-LDLIBS  := -lunwind-generic -lunwind -ldw -lelf -lprotobuf-c -lz -ldl -lrt -lm -pthread \
-           -Wl,--as-needed -lcurl -Wl,--no-as-needed
+LDLIBS  := -lunwind-generic -lunwind -ldw -lelf -lprotobuf-c -lz -ldl -lrt -lm -pthread
 
 B       := build
 SRCS    := $(wildcard preload/*.c wrappers/*.c unwinder/*.c exporter/*.c)
-OBJS    := $(SRCS:%.c=$(B)/obj/%.o) $(B)/obj/gen/profile.pb-c.o
-HDRS    := $(wildcard preload/*.h wrappers/*.h unwinder/*.h exporter/*.h) $(B)/gen/profile.pb-c.h
+# The OTLP .proto files (they import one another) serve the library's encoder
+# (exporter/otlp.c, objects built -fPIC apart) and the collector.
+OTLP_PROTOS := otlp_common otlp_resource otlp_profiles otlp_profiles_service
+OTLP_GEN_H  := $(OTLP_PROTOS:%=$(B)/gen/%.pb-c.h)
+OBJS    := $(SRCS:%.c=$(B)/obj/%.o) $(B)/obj/gen/profile.pb-c.o \
+           $(OTLP_PROTOS:%=$(B)/obj/pic/gen/%.pb-c.o)
+HDRS    := $(wildcard preload/*.h wrappers/*.h unwinder/*.h exporter/*.h) $(B)/gen/profile.pb-c.h \
+           $(OTLP_GEN_H)
 DEPS_OK := $(B)/.deps-build
 
 .PHONY: all deps demo test unit e2e bench clean
@@ -30,6 +33,10 @@ $(B)/gen/profile.pb-c.c $(B)/gen/profile.pb-c.h: proto/profile.proto $(DEPS_OK)
 	protoc-c --c_out=$(B)/gen -Iproto proto/profile.proto
 
 $(B)/obj/gen/profile.pb-c.o: $(B)/gen/profile.pb-c.c $(B)/gen/profile.pb-c.h
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -Wmissing-prototypes,$(CFLAGS)) -c $< -o $@
+
+$(B)/obj/pic/gen/%.pb-c.o: $(B)/gen/%.pb-c.c $(OTLP_GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -Wmissing-prototypes,$(CFLAGS)) -c $< -o $@
 
@@ -96,11 +103,9 @@ clean:
 # ---- collector: build/libprof-collector (collector/, docs/COLLECTOR.md) -------------
 # A program, not part of libprof.so: no -fPIC, no hidden visibility. The OTLP
 # .proto files import one another: every object waits for all their headers.
-OTLP_PROTOS := otlp_common otlp_resource otlp_profiles otlp_profiles_service
-OTLP_GEN_H  := $(OTLP_PROTOS:%=$(B)/gen/%.pb-c.h)
 OTLP_OBJS   := $(OTLP_PROTOS:%=$(B)/obj/gen/%.pb-c.o)
 COL_OBJS    := $(patsubst %.c,$(B)/obj/%.o,$(wildcard collector/*.c)) $(OTLP_OBJS) \
-               $(B)/obj/gen/profile.pb-c.o
+               $(B)/obj/gen/profile.pb-c.o $(B)/obj/gen/web_assets.o   # the page: next section
 COL_CFLAGS  := -std=gnu11 -O2 -g $(WARN) -Werror -D_GNU_SOURCE -I$(B)/gen -pthread
 COL_LDLIBS  := -lmicrohttpd -lsqlite3 -lprotobuf-c -lz -pthread
 
@@ -134,7 +139,7 @@ $(B)/tests/test_collector: tests/unit/test_collector.c $(COL_TEST_OBJS) $(B)/.de
 # run by `make fuzz` (next section) for FUZZ_SECONDS each, from the seeds in
 # tests/fuzz/collector-seeds/<target>/; new inputs go to build/fuzz/collector-<target>/.
 COL_FUZZ_SRCS := $(addprefix collector/,util.c pprof.c pprof_merge.c ingest_pyroscope.c otlp_convert.c \
-                 ingest_otlp.c store.c) $(OTLP_PROTOS:%=$(B)/gen/%.pb-c.c) $(B)/gen/profile.pb-c.c
+                 ingest_otlp.c store.c flamegraph.c) $(OTLP_PROTOS:%=$(B)/gen/%.pb-c.c) $(B)/gen/profile.pb-c.c
 COL_FUZZ      := $(addprefix $(B)/fuzz/fuzz_,multipart otlp pprof)
 FUZZ_TARGETS  += $(COL_FUZZ)
 
@@ -153,6 +158,72 @@ fuzz-collector: $(COL_FUZZ)
 	  $(B)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 \
 	    -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/collector-$$t tests/fuzz/collector-seeds/$$t \
 	    || exit 1; done
+
+# ---- the collector's page (collector/web/, docs/COLLECTOR.md) ------------------------
+# d3-flame-graph and the d3 modules it loads, pinned in collector/web/package-lock.json,
+# are fetched with npm into build/web/ once (npm's cache is build/npm-cache, so a
+# later `npm ci` works offline); their UMD builds are joined into one script, and
+# collector/web/embed.sh compiles that and the page's own files into the collector.
+NPM_FLAGS := --no-audit --no-fund --ignore-scripts --prefer-offline --loglevel=error \
+             --cache $(abspath $(B))/npm-cache
+WEB_MODS  := $(B)/web/node_modules
+D3_MODS   := array color interpolate format time time-format scale dispatch timer ease \
+             selection transition hierarchy
+WEB_SRCS  := collector/web/index.html collector/web/app.js collector/web/style.css
+
+$(B)/web/.installed: collector/web/package.json collector/web/package-lock.json $(DEPS_OK)
+	@mkdir -p $(B)/web
+	cp collector/web/package.json collector/web/package-lock.json $(B)/web/
+	cd $(B)/web && npm ci $(NPM_FLAGS)
+	@touch $@
+
+# Each d3 module's UMD build adds itself to the global d3, in dependency order;
+# d3-flame-graph's then reads them from there.
+$(B)/web/flamegraph.js: $(B)/web/.installed
+	for f in $(foreach m,$(D3_MODS),$(WEB_MODS)/d3-$(m)/dist/d3-$(m).min.js) \
+	         $(WEB_MODS)/d3-flame-graph/dist/d3-flamegraph.umd.min.js; do \
+	  cat "$$f" && printf ';\n' || exit 1; done >$@.tmp
+	mv -f $@.tmp $@
+
+$(B)/gen/web_assets.c: collector/web/embed.sh $(WEB_SRCS) $(B)/web/flamegraph.js
+	@mkdir -p $(B)/gen
+	collector/web/embed.sh $@ / collector/web/index.html /app.js collector/web/app.js \
+	  /style.css collector/web/style.css /flamegraph.js $(B)/web/flamegraph.js
+
+$(B)/obj/gen/web_assets.o: $(B)/gen/web_assets.c collector/collector.h $(OTLP_GEN_H) \
+                           $(B)/gen/profile.pb-c.h
+	@mkdir -p $(dir $@)
+	$(CC) $(COL_CFLAGS) -Icollector -c $< -o $@
+
+# playwright-core (no browser of its own) drives Debian's chromium in
+# tests/e2e/24_collector_web.sh; pinned in tests/e2e/browser/, installed in build/.
+$(B)/e2e-browser/.installed: tests/e2e/browser/package.json tests/e2e/browser/package-lock.json \
+                             $(B)/.deps-test
+	@mkdir -p $(B)/e2e-browser
+	cp tests/e2e/browser/package.json tests/e2e/browser/package-lock.json $(B)/e2e-browser/
+	cd $(B)/e2e-browser && npm ci $(NPM_FLAGS)
+	@touch $@
+e2e: $(B)/e2e-browser/.installed
+bench: $(B)/libprof-collector   # scripts/bench_collector.py: ingest rate, trace query latency
+
+# ---- the libprof command (cli/libprof.c: `libprof run`, `libprof collector`) --------
+all: $(B)/libprof
+$(B)/libprof: cli/libprof.c $(DEPS_OK)
+	$(CC) -std=gnu11 -O2 -g $(WARN) -Werror -D_GNU_SOURCE $< -o $@.tmp
+	mv -f $@.tmp $@
+e2e: $(B)/libprof
+
+# ---- make install PREFIX=/usr/local [DESTDIR=] ----------------------------------------
+# PREFIX/lib/libprof.so, PREFIX/bin/libprof and libprof-collector, the docs in
+# PREFIX/share/doc/libprof/. `libprof run` finds the library as ../lib/libprof.so.
+PREFIX ?= /usr/local
+DOCS   := README.md $(wildcard docs/*.md)
+.PHONY: install
+install: $(B)/libprof.so $(B)/libprof-collector $(B)/libprof
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/libprof
+	install -m 0755 $(B)/libprof.so $(DESTDIR)$(PREFIX)/lib/libprof.so
+	install -m 0755 $(B)/libprof $(B)/libprof-collector $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 $(DOCS) $(DESTDIR)$(PREFIX)/share/doc/libprof/
 
 # ---- fuzzing --------------------------------------------------------------------------
 # `make fuzz` (not part of `make test`): the libFuzzer target of the traceparent

@@ -10,8 +10,10 @@
  *   otlp_convert.c      one OTLP profile -> pprof (links -> trace_id/span_id labels)
  *   pprof.c             pprof decode, consistency check, type, trace totals, encode
  *   pprof_merge.c       many profiles -> one, optionally one trace's samples only
+ *   flamegraph.c        a merged profile -> the page's flame-graph tree (JSON)
  *   store.c             SQLite schema, inserts, queries, trace index, retention
  *   query.c             GET /api/v1/... and /healthz: parameters and JSON
+ *   web.c               GET / and the page's files (collector/web/, embedded at build)
  *   util.c              log, growable buffers, gzip, durations/sizes/times, JSON
  *
  * Functions returning int return 0 or a negative errno. Nothing here is
@@ -127,6 +129,24 @@ int lp_query_services(const struct lp_ctx *c, const struct lp_request *req,
 		      struct lp_reply *rep) LP_WUR;
 int lp_query_traces(const struct lp_ctx *c, const struct lp_request *req,
 		    struct lp_reply *rep) LP_WUR;
+int lp_query_flamegraph(const struct lp_ctx *c, const struct lp_request *req,
+			struct lp_reply *rep) LP_WUR;
+
+/* ---- web.c: the page, its files embedded from collector/web/ and build/web/ ---- */
+
+struct lp_web_file {
+	const char *path, *content_type;
+	const unsigned char *data;
+	size_t len;
+};
+/* Generated at build time (build/gen/web_assets.c, collector/web/embed.sh). */
+extern const struct lp_web_file lp_web_files[];
+extern const size_t lp_web_n_files;
+/* The embedded file served at path, NULL if none. */
+const struct lp_web_file *lp_web_find(const char *path);
+/* GET of an embedded file (the route of every path lp_web_find knows). */
+int lp_web_serve(const struct lp_ctx *c, const struct lp_request *req,
+		 struct lp_reply *rep) LP_WUR;
 
 /* ---- http.c --------------------------------------------------------------- */
 
@@ -259,7 +279,28 @@ int lp_merge_add(struct lp_merge *m, const Perftools__Profiles__Profile *p) LP_W
 size_t lp_merge_n_samples(const struct lp_merge *m);
 /* Appends the merged gzip pprof to out. */
 int lp_merge_finish(struct lp_merge *m, struct lp_buf *out) LP_WUR;
+/* Calls fn with the merged profile (valid during the call only); returns
+ * what fn returns, or -ENOMEM. */
+int lp_merge_view(struct lp_merge *m, int (*fn)(void *ctx, const Perftools__Profiles__Profile *p),
+		  void *ctx) LP_WUR;
 void lp_merge_free(struct lp_merge *m);
+
+/* ---- flamegraph.c -------------------------------------------------------------- */
+
+struct lp_flame_stats {
+	int64_t total;              /* the root's value */
+	size_t n_nodes;             /* nodes of the whole tree */
+	size_t n_sent;              /* nodes written, "[other]" ones included */
+};
+/* Appends p (checked) as a d3-flame-graph tree {"name","value","children"} of
+ * sample type value_index, at most max_nodes (>= 2) nodes: the heaviest, the
+ * rest merged into "[other]" children (docs/COLLECTOR.md). out may hold part
+ * of the tree on failure. */
+int lp_flamegraph_json(const Perftools__Profiles__Profile *p, int value_index, size_t max_nodes,
+		       struct lp_buf *out, struct lp_flame_stats *st) LP_WUR;
+/* The sample type named want (a type such as "alloc_space", or an index);
+ * NULL or "": the default (pprof's rule). -EINVAL when there is none such. */
+int lp_flamegraph_value_index(const Perftools__Profiles__Profile *p, const char *want);
 
 /* ---- store.c ---------------------------------------------------------------- */
 

@@ -1,8 +1,9 @@
 /*
  * The HTTP side of the collector, on libmicrohttpd: the listening socket,
- * routing, the bearer token, the request body cap, the per-request debug log
- * line, and turning handlers' replies into responses. Handlers live in
- * ingest_*.c and query.c and never see libmicrohttpd.
+ * routing, the bearer token (asked of every request but those of the page's
+ * own files, which hold no data: web.c), the request body cap, the
+ * per-request debug log line, and turning handlers' replies into responses.
+ * Handlers live in ingest_*.c, query.c and web.c and never see libmicrohttpd.
  *
  * Requests are answered on a pool of libmicrohttpd threads. Refusals that the
  * headers already decide (unknown path 404, method 405, token 401, declared
@@ -43,43 +44,23 @@ struct conn {
 	char what[160];             /* "METHOD /path" for the log line */
 };
 
-static int page(const struct lp_ctx *c, const struct lp_request *req, struct lp_reply *rep);
 static int healthz(const struct lp_ctx *c, const struct lp_request *req, struct lp_reply *rep);
 
 static const struct route {
 	const char *path, *method;
 	handler_fn fn;
 } routes[] = {
-	{ "/", "GET", page },
 	{ "/healthz", "GET", healthz },
 	{ "/api/v1/profiles", "GET", lp_query_profiles },
+	{ "/api/v1/flamegraph", "GET", lp_query_flamegraph },
 	{ "/api/v1/services", "GET", lp_query_services },
 	{ "/api/v1/traces", "GET", lp_query_traces },
 	{ "/ingest", "POST", lp_ingest_pyroscope },
 	{ "/v1development/profiles", "POST", lp_ingest_otlp },
 };
 
-/* A placeholder until the flame-graph page: what the collector answers. */
-static int page(const struct lp_ctx *c, const struct lp_request *req, struct lp_reply *rep)
-{
-	static const char html[] =
-		"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>libprof collector</title>"
-		"</head>\n<body><h1>libprof collector</h1>\n<ul>\n"
-		"<li><a href=\"/api/v1/services\">GET /api/v1/services</a>: services and profile types</li>\n"
-		"<li><a href=\"/api/v1/traces\">GET /api/v1/traces</a>?service=&amp;type=&amp;from=&amp;"
-		"until=&amp;limit=: trace ids, heaviest first</li>\n"
-		"<li>GET /api/v1/profiles?service=&amp;type=cpu|heap|mutex&amp;from=&amp;until=&amp;"
-		"trace_id=: one merged pprof, for <code>go tool pprof URL</code></li>\n"
-		"<li>POST /ingest (Pyroscope), POST /v1development/profiles (OTLP)</li>\n"
-		"<li><a href=\"/healthz\">GET /healthz</a></li>\n</ul></body></html>\n";
-
-	(void)c;
-	(void)req;
-	rep->status = 200;
-	rep->content_type = "text/html; charset=utf-8";
-	rep->body.len = 0;
-	return lp_buf_append(&rep->body, html, sizeof(html) - 1);
-}
+/* The page's files (web.c): "/", "/app.js", ... Served without the token. */
+static const struct route web_route = { NULL, "GET", lp_web_serve };
 
 static int healthz(const struct lp_ctx *c, const struct lp_request *req, struct lp_reply *rep)
 {
@@ -159,6 +140,12 @@ static int token_ok(const struct lp_http *h, struct MHD_Connection *con)
 static const struct route *find_route(const char *url, const char *method, const char **allow)
 {
 	*allow = NULL;
+	if (lp_web_find(url)) {
+		*allow = "GET, HEAD";
+		if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
+			return &web_route;
+		return NULL;
+	}
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		if (strcmp(routes[i].path, url) != 0)
 			continue;
@@ -182,7 +169,7 @@ static int early_checks(struct lp_http *h, struct MHD_Connection *con, const cha
 	else if (!cs->route)
 		*ret = refuse(con, 405, allow, "method %.16s not allowed on %.100s (allowed: %s)",
 			      method, url, allow);
-	else if (!token_ok(h, con))
+	else if (cs->route != &web_route && !token_ok(h, con))
 		*ret = refuse(con, 401, NULL, "missing or wrong Authorization: Bearer token");
 	else if ((cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
 						   MHD_HTTP_HEADER_CONTENT_LENGTH)) &&

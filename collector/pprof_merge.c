@@ -531,14 +531,12 @@ static void fill_samples(struct out *o, const struct lp_merge *m, Profile *p)
 	p->n_sample = m->samples.n;
 }
 
-int lp_merge_finish(struct lp_merge *m, struct lp_buf *gz)
+/* Builds the output profile in p, pointing into m and o (free o after use). */
+static int build(const struct lp_merge *m, Profile *p, struct out *o)
 {
-	Profile p = PERFTOOLS__PROFILES__PROFILE__INIT;
 	size_t n_lines = 0, n_ids = 0, n_labels = 0;
-	struct out o;
 	int err;
 
-	memset(&o, 0, sizeof(o));
 	for (size_t i = 0; i < m->locs.n; i++)
 		n_lines += key_word(&m->locs, i, 3);
 	for (size_t i = 0; i < m->samples.n; i++) {
@@ -547,31 +545,52 @@ int lp_merge_finish(struct lp_merge *m, struct lp_buf *gz)
 		n_ids += n_loc;
 		n_labels += (m->samples.len[i] / 8 - 1 - n_loc) / 4;
 	}
-	err = out_alloc(&o, m, n_lines, n_ids, n_labels);
+	err = out_alloc(o, m, n_lines, n_ids, n_labels);
 	if (err)
-		goto done;
+		return err;
 	for (size_t i = 0; i <= m->n_types; i++)
-		perftools__profiles__value_type__init(&o.vt[i]);
+		perftools__profiles__value_type__init(&o->vt[i]);
 	for (size_t i = 0; i < m->n_types; i++) {
-		o.vt[i].type = (int64_t)m->types[i][0];
-		o.vt[i].unit = (int64_t)m->types[i][1];
-		o.vtp[i] = &o.vt[i];
+		o->vt[i].type = (int64_t)m->types[i][0];
+		o->vt[i].unit = (int64_t)m->types[i][1];
+		o->vtp[i] = &o->vt[i];
 	}
-	p.sample_type = o.vtp;
-	p.n_sample_type = m->n_types;
-	fill_tables(&o, m, &p);
-	fill_samples(&o, m, &p);
+	p->sample_type = o->vtp;
+	p->n_sample_type = m->n_types;
+	fill_tables(o, m, p);
+	fill_samples(o, m, p);
 	if (m->have_period) {
-		o.vt[m->n_types].type = m->period_type[0];
-		o.vt[m->n_types].unit = m->period_type[1];
-		p.period_type = &o.vt[m->n_types];
-		p.period = m->period;
+		o->vt[m->n_types].type = m->period_type[0];
+		o->vt[m->n_types].unit = m->period_type[1];
+		p->period_type = &o->vt[m->n_types];
+		p->period = m->period;
 	}
-	p.time_nanos = m->start_ns;
-	p.duration_nanos = m->end_ns > m->start_ns ? m->end_ns - m->start_ns : 0;
-	p.default_sample_type = m->default_type;
-	err = lp_pprof_encode_gzip(&p, gz);
-done:
+	p->time_nanos = m->start_ns;
+	p->duration_nanos = m->end_ns > m->start_ns ? m->end_ns - m->start_ns : 0;
+	p->default_sample_type = m->default_type;
+	return 0;
+}
+
+int lp_merge_finish(struct lp_merge *m, struct lp_buf *gz)
+{
+	Profile p = PERFTOOLS__PROFILES__PROFILE__INIT;
+	struct out o;
+	int err;
+
+	memset(&o, 0, sizeof(o));
+	err = build(m, &p, &o) ?: lp_pprof_encode_gzip(&p, gz);
+	out_free(&o);
+	return err;
+}
+
+int lp_merge_view(struct lp_merge *m, int (*fn)(void *ctx, const Profile *p), void *ctx)
+{
+	Profile p = PERFTOOLS__PROFILES__PROFILE__INIT;
+	struct out o;
+	int err;
+
+	memset(&o, 0, sizeof(o));
+	err = build(m, &p, &o) ?: fn(ctx, &p);
 	out_free(&o);
 	return err;
 }

@@ -1,8 +1,9 @@
 /*
  * The query API: GET /api/v1/profiles (one merged gzip pprof, what
- * `go tool pprof URL` reads), /api/v1/services and /api/v1/traces (JSON).
+ * `go tool pprof URL` reads), /api/v1/flamegraph (the same merge as a
+ * flame-graph tree, for the page), /api/v1/services and /api/v1/traces (JSON).
  * Parameters, defaults and formats are in docs/COLLECTOR.md; the SQL lives in
- * store.c, the merging in pprof_merge.c.
+ * store.c, the merging in pprof_merge.c, the tree in flamegraph.c.
  */
 #include "collector.h"
 
@@ -17,6 +18,8 @@
 #define MAX_SAMPLES       1000000    /* distinct samples of a merged profile */
 #define DEFAULT_TRACES    100
 #define MAX_TRACES        10000
+#define DEFAULT_NODES     5000       /* flame-graph nodes sent to the page */
+#define MAX_NODES         100000
 
 struct params {
 	struct lp_query q;
@@ -105,6 +108,28 @@ static int merge_blob(void *ctx, const void *data, size_t len)
 	return err;
 }
 
+/* Merges the profiles matching p into mc->m; replies 404 when there are none,
+ * 400 when the result would be too large (then returns 0, rep set). */
+static int merge_matching(const struct lp_ctx *c, struct params *p, struct merge_ctx *mc,
+			  struct lp_reply *rep)
+{
+	int err;
+
+	p->q.limit = MAX_MERGED;
+	err = lp_merge_new(&mc->m, p->q.trace_id, MAX_SAMPLES) ?:
+	      lp_store_profiles(c->store, &p->q, merge_blob, mc);
+	if (!err && mc->n_profiles == 0)
+		lp_reply_text(rep, 404, "no %s profiles%s%s%s%s in this time range", p->q.type,
+			      p->q.service ? " of service " : "", p->q.service ? p->q.service : "",
+			      p->q.trace_id ? " with trace " : "", p->q.trace_id ? p->q.trace_id : "");
+	if (err == -EFBIG || err == -E2BIG) {
+		lp_reply_text(rep, 400, "the merged profile is too large (over %d distinct samples or "
+			      "32 sample types): narrow the query", MAX_SAMPLES);
+		err = 0;
+	}
+	return err;
+}
+
 int lp_query_profiles(const struct lp_ctx *c, const struct lp_request *req, struct lp_reply *rep)
 {
 	struct merge_ctx mc = { c, NULL, 0 };
@@ -113,24 +138,85 @@ int lp_query_profiles(const struct lp_ctx *c, const struct lp_request *req, stru
 
 	if (parse_params(req, "cpu", &p, rep))
 		return 0;
-	p.q.limit = MAX_MERGED;
-	err = lp_merge_new(&mc.m, p.q.trace_id, MAX_SAMPLES);
-	if (!err)
-		err = lp_store_profiles(c->store, &p.q, merge_blob, &mc);
-	if (!err && mc.n_profiles == 0) {
-		lp_reply_text(rep, 404, "no %s profiles%s%s%s%s in this time range", p.q.type,
-			      p.q.service ? " of service " : "", p.q.service ? p.q.service : "",
-			      p.q.trace_id ? " with trace " : "", p.q.trace_id ? p.q.trace_id : "");
-	} else if (!err) {
+	err = merge_matching(c, &p, &mc, rep);
+	if (!err && !rep->status) {
 		rep->body.len = 0;
 		err = lp_merge_finish(mc.m, &rep->body);
 		rep->status = 200;
 		rep->content_type = "application/octet-stream";
 	}
-	if (err == -EFBIG || err == -E2BIG) {
-		lp_reply_text(rep, 400, "the merged profile is too large (over %d distinct samples or "
-			      "32 sample types): narrow the query", MAX_SAMPLES);
-		err = 0;
+	lp_merge_free(mc.m);
+	return err;
+}
+
+/* ---- /api/v1/flamegraph ------------------------------------------------------------------ */
+
+struct flame_ctx {
+	const struct params *p;
+	const char *sample_index;
+	size_t max_nodes, n_profiles;
+	struct lp_reply *rep;
+};
+
+/* The merged profile -> {"service",...,"root":{tree}}. */
+static int flame_view(void *ctx, const Perftools__Profiles__Profile *p)
+{
+	struct flame_ctx *fc = ctx;
+	struct lp_buf *b = &fc->rep->body;
+	struct lp_flame_stats st;
+	int vi = lp_flamegraph_value_index(p, fc->sample_index), err;
+
+	if (vi < 0)
+		return lp_reply_text(fc->rep, 400, "sample_index: '%.40s' is not a sample type of "
+				     "these profiles", fc->sample_index);
+	b->len = 0;
+	err = lp_buf_printf(b, "{\"service\":") ?:
+	      (fc->p->q.service ? lp_buf_json_str(b, fc->p->q.service) : lp_buf_printf(b, "null")) ?:
+	      lp_buf_printf(b, ",\"type\":\"%s\",\"trace_id\":", fc->p->q.type) ?:
+	      (fc->p->q.trace_id ? lp_buf_json_str(b, fc->p->q.trace_id) : lp_buf_printf(b, "null")) ?:
+	      lp_buf_printf(b, ",\"from\":%lld,\"until\":%lld,\"profiles\":%zu,\"sample_types\":[",
+			    (long long)(fc->p->q.from_ns / 1000000000),
+			    (long long)(fc->p->q.until_ns / 1000000000), fc->n_profiles);
+	for (size_t i = 0; i < p->n_sample_type && !err; i++) {
+		err = lp_buf_printf(b, "%s{\"type\":", i ? "," : "") ?:
+		      lp_buf_json_str(b, lp_pprof_str(p, p->sample_type[i]->type)) ?:
+		      lp_buf_printf(b, ",\"unit\":") ?:
+		      lp_buf_json_str(b, lp_pprof_str(p, p->sample_type[i]->unit)) ?:
+		      lp_buf_printf(b, "}");
+	}
+	err = err ?: lp_buf_printf(b, "],\"sample_index\":%d,\"root\":", vi) ?:
+	      lp_flamegraph_json(p, vi, fc->max_nodes, b, &st) ?:
+	      lp_buf_printf(b, ",\"total\":%lld,\"nodes\":%zu,\"shown\":%zu}\n",
+			    (long long)st.total, st.n_nodes, st.n_sent);
+	fc->rep->status = 200;
+	fc->rep->content_type = "application/json";
+	return err;
+}
+
+int lp_query_flamegraph(const struct lp_ctx *c, const struct lp_request *req, struct lp_reply *rep)
+{
+	struct merge_ctx mc = { c, NULL, 0 };
+	struct flame_ctx fc = { NULL, lp_req_arg(req, "sample_index"), DEFAULT_NODES, 0, rep };
+	const char *max = lp_req_arg(req, "max_nodes");
+	struct params p;
+	int err;
+
+	if (parse_params(req, "cpu", &p, rep))
+		return 0;
+	if (max && *max) {
+		char *end;
+		unsigned long v = strtoul(max, &end, 10);
+
+		if (*end || !isdigit((unsigned char)*max) || v < 16 || v > MAX_NODES)
+			return lp_reply_text(rep, 400, "max_nodes: '%.20s' is not 16..%d", max,
+					     MAX_NODES);
+		fc.max_nodes = v;
+	}
+	fc.p = &p;
+	err = merge_matching(c, &p, &mc, rep);
+	if (!err && !rep->status) {
+		fc.n_profiles = mc.n_profiles;
+		err = lp_merge_view(mc.m, flame_view, &fc);
 	}
 	lp_merge_free(mc.m);
 	return err;

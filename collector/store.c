@@ -303,9 +303,11 @@ int lp_store_profiles(struct lp_store *st, const struct lp_query *q, lp_blob_fn 
 	struct blob_ctx b = { fn, ctx };
 	char sql[512];
 
-	/* with a trace id, the trace index picks the profiles */
+	/* with a trace id, the trace index picks the profiles: CROSS JOIN keeps it
+	 * the outer loop (else SQLite may walk every profile of the service in the
+	 * time range and probe the index for each) */
 	snprintf(sql, sizeof(sql), q->trace_id
-		 ? "SELECT p.data FROM trace_index t JOIN profiles p ON p.id = t.profile_id WHERE"
+		 ? "SELECT p.data FROM trace_index t CROSS JOIN profiles p ON p.id = t.profile_id WHERE"
 		 : "SELECT p.data FROM profiles p WHERE");
 	where(sql, sizeof(sql), q);
 	strcat(sql, " ORDER BY p.time_until DESC LIMIT :limit");

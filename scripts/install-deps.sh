@@ -5,8 +5,16 @@ set -eu
 
 build="gcc make pkg-config libc6-dev libunwind-dev libprotobuf-c-dev protobuf-c-compiler
        zlib1g-dev libcurl4-openssl-dev libdw-dev libelf-dev libmicrohttpd-dev libsqlite3-dev"
-test="libcmocka-dev golang-go protobuf-compiler python3 sqlite3 gzip coreutils g++ libjemalloc2 libgoogle-perftools4 curl"
-bench="google-perftools libgoogle-perftools-dev heaptrack time"
+test="libcmocka-dev golang-go protobuf-compiler python3 sqlite3 gzip coreutils g++ libjemalloc2 libgoogle-perftools4 curl openssl"
+# ---- the collector's web page (collector/web/) ------------------------------
+# build: xxd embeds the page in the collector; node and npm fetch its flame-graph
+# library (Debian's nodejs and npm, unless a node with its own npm is already
+# installed, e.g. NodeSource's nodejs, which conflicts with Debian's npm).
+# test: chromium runs the page in tests/e2e/24_collector_web.sh.
+build="$build xxd"
+command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1 || build="$build nodejs npm"
+test="$test chromium"
+bench="google-perftools libgoogle-perftools-dev heaptrack time zstd wrk"
 
 case "${1:-build}" in
   build) want="$build" ;;

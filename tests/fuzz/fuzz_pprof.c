@@ -5,7 +5,8 @@
  * Checked: decoding never crashes or leaks; a profile that passes the check
  * merges (alone, twice, and filtered to its first trace) into a profile that
  * itself decodes and passes the check, with no more distinct samples than the
- * input has samples.
+ * input has samples; and its flame-graph tree (collector/flamegraph.c) is built
+ * within the node cap.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -44,6 +45,22 @@ static void merged_ok(const Perftools__Profiles__Profile *p, const char *trace, 
 	lp_merge_free(m);
 }
 
+static void flame_ok(const Perftools__Profiles__Profile *p, int value_index)
+{
+	static const size_t caps[] = { 2, 16, 100000 };
+	struct lp_flame_stats st;
+	struct lp_buf out = { 0 };
+
+	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+		out.len = 0;
+		if (lp_flamegraph_json(p, value_index, caps[i], &out, &st) == 0 &&
+		    (st.n_sent > caps[i] || !out.len ||
+		     out.data[0] != '{' || out.data[out.len - 1] != '}'))
+			abort();
+	}
+	lp_buf_free(&out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	Perftools__Profiles__Profile *p = NULL;
@@ -63,6 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		merged_ok(p, NULL, 1);
 		if (n)
 			merged_ok(p, traces[0].trace_id, 0);
+		flame_ok(p, info.value_index);
 	}
 	free(traces);
 	lp_pprof_free(p);

@@ -3,7 +3,8 @@
  * durations, sizes and times; gzip inflation with its cap; the multipart
  * parser; the ingest check; type detection and trace totals; and merging
  * (entities re-keyed across profiles, identical samples summed, sample types
- * matched by name, the trace filter).
+ * matched by name, the trace filter); the flame-graph tree of a merge (values,
+ * children by name, the node cap and its "[other]", unnamed locations).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -383,6 +384,92 @@ static void test_merge(void **state)
 	lp_pprof_free(p);
 }
 
+/* ---- flame-graph trees --------------------------------------------------------------------- */
+
+struct flame_out {
+	int index;
+	size_t max;
+	struct lp_buf json;
+	struct lp_flame_stats st;
+};
+
+static int flame_cb(void *ctx, const Profile *p)
+{
+	struct flame_out *f = ctx;
+
+	return lp_flamegraph_json(p, f->index, f->max, &f->json, &f->st);
+}
+
+/* The tree of a and b (b may be NULL) merged; f->json.data is the JSON. */
+static const char *flame(const Profile *a, const Profile *b, int index, size_t max,
+			 struct flame_out *f)
+{
+	struct lp_merge *m = NULL;
+
+	lp_buf_free(&f->json);
+	memset(f, 0, sizeof(*f));
+	f->index = index;
+	f->max = max;
+	expect_eq(lp_merge_new(&m, NULL, 1000), 0);
+	expect_eq(lp_merge_add(m, a), 0);
+	if (b)
+		expect_eq(lp_merge_add(m, b), 0);
+	expect_eq(lp_merge_view(m, flame_cb, f), 0);
+	lp_merge_free(m);
+	return (const char *)f->json.data;
+}
+
+static void test_flamegraph(void **state)
+{
+	static const char *const cpu_only[] = { "cpu", "nanoseconds" };
+	struct flame_out f = { 0 };
+	struct fake a, b;
+
+	(void)state;
+	fake_init(&a, cpu_types, 2, 1);
+	add(&a, 1, "hot", "main", T1, 1, 10);
+	add(&a, 1, "cold", "main", T2, 2, 20);
+	add(&a, 1, "hot", "main", T1, 1, 5);
+	fake_init(&b, cpu_only, 1, 50);
+	add(&b, 50, "main", "main", NULL, 7, 0);             /* main calling main */
+	add(&b, 50, "hot", "main", T1, 100, 0);
+
+	/* values summed along each stack, root first, children by name */
+	assert_string_equal(flame(&a.p, &b.p, 1, 100, &f),
+			    "{\"name\":\"all\",\"value\":142,\"children\":[{\"name\":\"main\",\"value\":142,"
+			    "\"children\":[{\"name\":\"cold\",\"value\":20},{\"name\":\"hot\",\"value\":115},"
+			    "{\"name\":\"main\",\"value\":7}]}]}");
+	expect_eq(f.st.total, 142);
+	expect_eq(f.st.n_nodes, 5);
+	expect_eq(f.st.n_sent, 5);
+	/* another sample type: b has no "samples", it adds nothing */
+	assert_string_equal(flame(&a.p, &b.p, 0, 100, &f),
+			    "{\"name\":\"all\",\"value\":4,\"children\":[{\"name\":\"main\",\"value\":4,"
+			    "\"children\":[{\"name\":\"cold\",\"value\":2},{\"name\":\"hot\",\"value\":2}]}]}");
+	/* 4 nodes at most: the heaviest kept, the others' total in one "[other]" */
+	assert_string_equal(flame(&a.p, &b.p, 1, 4, &f),
+			    "{\"name\":\"all\",\"value\":142,\"children\":[{\"name\":\"main\",\"value\":142,"
+			    "\"children\":[{\"name\":\"hot\",\"value\":115},"
+			    "{\"name\":\"[other]\",\"value\":27,\"merged\":2}]}]}");
+	expect_eq(f.st.n_nodes, 5);
+	expect_eq(f.st.n_sent, 4);
+	/* a location without lines is named by its address */
+	a.loc[0].n_line = 0;
+	a.loc[0].address = 0x4d2;
+	assert_string_equal(flame(&a.p, NULL, 1, 100, &f),
+			    "{\"name\":\"all\",\"value\":35,\"children\":[{\"name\":\"main\",\"value\":35,"
+			    "\"children\":[{\"name\":\"0x4d2\",\"value\":15},{\"name\":\"cold\",\"value\":20}]}]}");
+	lp_buf_free(&f.json);
+
+	/* sample_index: a name, an index, or the default (pprof's rule) */
+	expect_eq(lp_flamegraph_value_index(&a.p, "cpu"), 1);
+	expect_eq(lp_flamegraph_value_index(&a.p, "samples"), 0);
+	expect_eq(lp_flamegraph_value_index(&a.p, "0"), 0);
+	expect_eq(lp_flamegraph_value_index(&a.p, NULL), 1);
+	expect_eq(lp_flamegraph_value_index(&a.p, "bogus"), -EINVAL);
+	expect_eq(lp_flamegraph_value_index(&a.p, "2"), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -393,6 +480,7 @@ int main(void)
 		cmocka_unit_test(test_check_refuses_dangling_references),
 		cmocka_unit_test(test_type_and_trace_totals),
 		cmocka_unit_test(test_merge),
+		cmocka_unit_test(test_flamegraph),
 	};
 
 	lp_log_level = LP_LOG_OFF;
