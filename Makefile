@@ -57,13 +57,10 @@ PROG_CFLAGS := -O1 -g -fno-omit-frame-pointer -fno-inline -pthread $(WARN) -Werr
 $(B)/progs/%: tests/progs/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(PROG_CFLAGS) $< -o $@.tmp -ldl -lm && mv -f $@.tmp $@
-$(B)/progs/demo: examples/demo.c
-	@mkdir -p $(dir $@)
-	$(CC) $(PROG_CFLAGS) $< -o $@.tmp && mv -f $@.tmp $@
 
 PROGS := $(patsubst tests/progs/%.c,$(B)/progs/%,$(wildcard tests/progs/*.c))
 
-demo: $(B)/libprof.so $(B)/progs/demo
+demo: all $(B)/progs/trace_server
 	@scripts/install-deps.sh demo
 	@scripts/demo.sh
 

@@ -18,7 +18,7 @@ bench="google-perftools libgoogle-perftools-dev heaptrack time zstd wrk"
 
 case "${1:-build}" in
   build) want="$build" ;;
-  demo)  want="$build golang-go" ;;
+  demo)  want="$build golang-go curl" ;;
   test)  want="$build $test" ;;
   bench) want="$build $test $bench" ;;
   all)   want="$build $test $bench" ;;
