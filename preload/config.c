@@ -200,10 +200,7 @@ static unsigned edit_distance(const char *a, const char *b)
 	return row[lb];
 }
 
-static void say(void (*warn)(const char *), const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void say(void (*warn)(const char *), const char *fmt, ...)
+void lp_config_say(void (*warn)(const char *), const char *fmt, ...)
 {
 	char line[512];
 	va_list ap;
@@ -381,10 +378,10 @@ static void warn_unknown(char *const *envp, void (*warn)(const char *))
 		if (known)
 			continue;
 		if (best && best_d <= 4)
-			say(warn, "%s is not a libprof variable (did you mean %s?); ignored",
+			lp_config_say(warn, "%s is not a libprof variable (did you mean %s?); ignored",
 			    name, best);
 		else
-			say(warn, "%s is not a libprof variable; ignored", name);
+			lp_config_say(warn, "%s is not a libprof variable; ignored", name);
 	}
 }
 
@@ -413,7 +410,7 @@ void lp_config_load(struct lp_config *cfg, char *const *envp, void (*warn)(const
 				continue;
 			if (store_value(cfg, v, val)) {
 				if (v->kind == K_NAME && strlen(val) >= LP_NAME_MAX)
-					say(warn, "%s is longer than %d characters; using its first %d",
+					lp_config_say(warn, "%s is longer than %d characters; using its first %d",
 					    v->name, LP_NAME_MAX - 1, LP_NAME_MAX - 1);
 				continue;
 			}
@@ -422,13 +419,13 @@ void lp_config_load(struct lp_config *cfg, char *const *envp, void (*warn)(const
 			int shown = strlen(val) > 80 ? 80 : (int)strlen(val);
 			const char *more = strlen(val) > 80 ? "..." : "";
 			if (v->kind == K_PATH && val[0] == '/')
-				say(warn, "%s=\"%.*s%s\" is too long; using the default directory",
+				lp_config_say(warn, "%s=\"%.*s%s\" is too long; using the default directory",
 				    v->name, shown, val, more);
 			else if (v->kind == K_PATH)
-				say(warn, "%s=\"%.*s%s\" is not an absolute path; using the default directory",
+				lp_config_say(warn, "%s=\"%.*s%s\" is not an absolute path; using the default directory",
 				    v->name, shown, val, more);
 			else
-				say(warn, "%s=\"%.*s%s\" is not %s; using %s", v->name, shown, val, more,
+				lp_config_say(warn, "%s=\"%.*s%s\" is not %s; using %s", v->name, shown, val, more,
 				    range_text(v, rbuf, sizeof(rbuf)),
 				    default_text(v, dbuf, sizeof(dbuf)));
 		}

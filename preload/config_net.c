@@ -28,19 +28,6 @@ static const char *env_value(char *const *envp, const char *name)
 	return NULL;
 }
 
-static void say(void (*warn)(const char *), const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void say(void (*warn)(const char *), const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-	va_start(ap, fmt);
-	lp_vfmt(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	warn(line);
-}
-
 /* A value as shown in a warning: at most 80 characters, "..." when cut. */
 #define SHOWN(v) (strlen(v) > 80 ? 80 : (int)strlen(v)), (v), (strlen(v) > 80 ? "..." : "")
 
@@ -268,7 +255,7 @@ static void load_resource(struct net *n)
 	int count = lp_kv_list_parse(val, 0, cfg->opt_resource, sizeof(cfg->opt_resource), why,
 				     sizeof(why));
 	if (count < 0) {
-		say(n->warn, "OTEL_RESOURCE_ATTRIBUTES=\"%.*s%s\" is not a k=v,... list (%s); "
+		lp_config_say(n->warn, "OTEL_RESOURCE_ATTRIBUTES=\"%.*s%s\" is not a k=v,... list (%s); "
 		    "using no resource attributes", SHOWN(val), why);
 		cfg->opt_resource[0] = '\0';
 		cfg->opt_n_resource = 0;
@@ -311,7 +298,7 @@ static int load_protocol(struct net *n)
 		if (same_nocase(val, names[i]))
 			return i;
 	const char *endpoint = env_value(n->envp, "LIBPROF_ENDPOINT");
-	say(n->warn, "LIBPROF_PROTOCOL=\"%.*s%s\" is not one of pyroscope, otlp, file; using %s",
+	lp_config_say(n->warn, "LIBPROF_PROTOCOL=\"%.*s%s\" is not one of pyroscope, otlp, file; using %s",
 	    SHOWN(val), endpoint && lp_url_check(endpoint, 1) == 0
 	    ? "pyroscope (LIBPROF_ENDPOINT is set)" : "file");
 	return -1;
@@ -328,7 +315,7 @@ static void load_headers(struct net *n, const char *name)
 				     why, sizeof(why));
 	if (count < 0) {
 		/* The value is not shown: headers carry credentials. */
-		say(n->warn, "%s is not a valid k=v,... header list (%s); sending no header from it",
+		lp_config_say(n->warn, "%s is not a valid k=v,... header list (%s); sending no header from it",
 		    name, why);
 		n->cfg->opt_headers[0] = '\0';
 		count = 0;
@@ -343,7 +330,7 @@ static int base_url(struct net *n, const char *name, const char *instead, char *
 	if (!val)
 		return -ENOENT;
 	if (lp_url_check(val, 1) < 0) {
-		say(n->warn, "%s=\"%.*s%s\" is not an http:// or https:// URL without query; %s",
+		lp_config_say(n->warn, "%s=\"%.*s%s\" is not an http:// or https:// URL without query; %s",
 		    name, SHOWN(val), instead);
 		return -EINVAL;
 	}
@@ -380,7 +367,7 @@ static void load_otlp_timeout(struct net *n)
 	for (const char *p = val; ms >= 0 && *p; p++)
 		ms = *p >= '0' && *p <= '9' && ms < 100000000 ? ms * 10 + (*p - '0') : -1;
 	if (ms < 100 || ms > 300000) {
-		say(n->warn, "%s=\"%.*s%s\" is not a whole number of milliseconds from 100 to "
+		lp_config_say(n->warn, "%s=\"%.*s%s\" is not a whole number of milliseconds from 100 to "
 		    "300000; using %lld", name, SHOWN(val),
 		    (long long)(n->cfg->opt_upload_timeout_ns / 1000000));
 		return;
@@ -397,7 +384,7 @@ static void load_otlp(struct net *n)
 		lp_fmt(cfg->opt_url, sizeof(cfg->opt_url), "%s", val);
 	} else {
 		if (val)
-			say(n->warn, "OTEL_EXPORTER_OTLP_PROFILES_ENDPOINT=\"%.*s%s\" is not an http:// "
+			lp_config_say(n->warn, "OTEL_EXPORTER_OTLP_PROFILES_ENDPOINT=\"%.*s%s\" is not an http:// "
 			    "or https:// URL; using the base endpoint", SHOWN(val));
 		/* OTEL_EXPORTER_OTLP_ENDPOINT, else LIBPROF_ENDPOINT, else the default. */
 		int rc = base_url(n, "OTEL_EXPORTER_OTLP_ENDPOINT", "using " OTLP_DEFAULT, base);
@@ -409,7 +396,7 @@ static void load_otlp(struct net *n)
 	load_headers(n, otel_name(n, "OTEL_EXPORTER_OTLP_PROFILES_HEADERS",
 				  "OTEL_EXPORTER_OTLP_HEADERS"));
 	if (env_value(n->envp, "LIBPROF_HEADERS"))
-		say(n->warn, "LIBPROF_HEADERS is for the Pyroscope protocol; with LIBPROF_PROTOCOL=otlp "
+		lp_config_say(n->warn, "LIBPROF_HEADERS is for the Pyroscope protocol; with LIBPROF_PROTOCOL=otlp "
 		    "use OTEL_EXPORTER_OTLP_HEADERS; ignored");
 	load_otlp_timeout(n);
 	const char *name = otel_name(n, "OTEL_EXPORTER_OTLP_PROFILES_COMPRESSION",
@@ -418,11 +405,11 @@ static void load_otlp(struct net *n)
 	if (val && (same_nocase(val, "gzip") || same_nocase(val, "none")))
 		cfg->opt_otlp_gzip = same_nocase(val, "gzip");
 	else if (val)
-		say(n->warn, "%s=\"%.*s%s\" is not gzip or none; using none", name, SHOWN(val));
+		lp_config_say(n->warn, "%s=\"%.*s%s\" is not gzip or none; using none", name, SHOWN(val));
 	name = otel_name(n, "OTEL_EXPORTER_OTLP_PROFILES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL");
 	val = env_value(n->envp, name);
 	if (val && strcmp(val, "http/protobuf") != 0)
-		say(n->warn, "%s=\"%.*s%s\": libprof sends OTLP as http/protobuf only; using it",
+		lp_config_say(n->warn, "%s=\"%.*s%s\": libprof sends OTLP as http/protobuf only; using it",
 		    name, SHOWN(val));
 }
 
@@ -432,7 +419,7 @@ static void load_tls_ca(struct net *n)
 	if (!val)
 		return;
 	if (val[0] != '/' || strlen(val) >= LP_PATH_MAX || access(val, R_OK) < 0) {
-		say(n->warn, "LIBPROF_TLS_CA=\"%.*s%s\" is not the absolute path of a readable file; "
+		lp_config_say(n->warn, "LIBPROF_TLS_CA=\"%.*s%s\" is not the absolute path of a readable file; "
 		    "using the system's CA certificates", SHOWN(val));
 		return;
 	}

@@ -75,6 +75,10 @@ void lp_config_load(struct lp_config *cfg, char *const *envp,
 /* The names of every variable libprof reads, NULL-terminated (for docs/tests). */
 extern const char *const lp_config_names[];
 
+/* One warning line, formatted as lp_fmt does, passed to warn (config*.c). */
+void lp_config_say(void (*warn)(const char *), const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 /*
  * config_net.c: the streaming variables (protocol, endpoints, headers, resource
  * attributes, TLS CA), read and resolved after the others: the OTel rules of
