@@ -20,15 +20,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define DRAIN_MS 100
 #define DRAIN_FAST_MS 20
+#define PULL_EXIT_MS 1000           /* at exit, for pulled profiles to be sent */
 
 static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t wake, done;  /* CLOCK_MONOTONIC */
 	unsigned long requested, completed;
 	int final_requested, running;
+	int pull;                   /* the pull endpoint is served: feed pull.c */
 	/* exporter thread only */
 	struct lp_table *cpu;
 	struct lp_heapprof *heap;   /* NULL when heap profiling is off */
@@ -64,6 +67,8 @@ static void drain(uint64_t cutoff_ns)
 					 values, 2) < 0) {
 				/* counted by the table */
 			}
+			if (ex.pull)
+				lp_pull_cpu(s, values);
 		} else if (s->kind == LP_SAMPLE_ALLOC && ex.heap) {
 			lp_heapprof_add(ex.heap, s);
 		} else if (s->kind == LP_SAMPLE_MUTEX) {
@@ -72,6 +77,8 @@ static void drain(uint64_t cutoff_ns)
 					 values, 2) < 0) {
 				/* counted by the table */
 			}
+			if (ex.pull)
+				lp_pull_mutex(s, values);
 		}
 		lp_ring_pop();
 	}
@@ -184,6 +191,33 @@ static void emit(const char *type, const struct lp_table *t, struct lp_profile_d
 	free(gz);
 }
 
+struct lp_profile_desc lp_desc_of(enum lp_pull_kind kind)
+{
+	static const struct lp_profile_desc cpu = {
+		.n_types = 2,
+		.types = { { "samples", "count" }, { "cpu", "nanoseconds" } },
+		.period_type = { "cpu", "nanoseconds" },
+		.default_type = "cpu",
+	}, heap = {
+		.n_types = 4,
+		.types = { { "alloc_objects", "count" }, { "alloc_space", "bytes" },
+			   { "inuse_objects", "count" }, { "inuse_space", "bytes" } },
+		.period_type = { "space", "bytes" },
+		.default_type = "inuse_space",
+	}, mutex = {
+		.n_types = 2,
+		.types = { { "contentions", "count" }, { "delay", "nanoseconds" } },
+		.period_type = { "contentions", "count" },
+		.default_type = "delay",
+	};
+	struct lp_profile_desc d = kind == LP_PULL_CPU ? cpu : kind == LP_PULL_MUTEX ? mutex : heap;
+	d.period = kind == LP_PULL_CPU ? lp.period_ns : kind == LP_PULL_MUTEX
+		   ? lp.cfg.opt_mutex_rate : lp.cfg.opt_heap_rate;
+	if (kind == LP_PULL_ALLOCS)
+		d.default_type = "alloc_space";
+	return d;
+}
+
 static void write_cpu_profile(uint64_t end_mono)
 {
 	uint64_t ring_drops = lp_ring_take_dropped(LP_SAMPLE_CPU);
@@ -199,15 +233,9 @@ static void write_cpu_profile(uint64_t end_mono)
 	       "%llu in dynamic loader, %llu reentrant, %llu thread limit",
 	       (unsigned long long)ring_drops, (unsigned long long)table,
 	       (unsigned long long)loader, (unsigned long long)busy, (unsigned long long)slots);
-	struct lp_profile_desc d = {
-		.n_types = 2,
-		.types = { { "samples", "count" }, { "cpu", "nanoseconds" } },
-		.period_type = { "cpu", "nanoseconds" },
-		.period = lp.period_ns,
-		.default_type = "cpu",
-		.comments = { comment },
-		.n_comments = 1,
-	};
+	struct lp_profile_desc d = lp_desc_of(LP_PULL_CPU);
+	d.comments[0] = comment;
+	d.n_comments = 1;
 	emit("cpu", ex.cpu, &d, end_mono);
 	lp_table_reset(ex.cpu);
 }
@@ -230,16 +258,9 @@ static void write_heap_profile(uint64_t end_mono)
 	       "libprof " LP_VERSION ": dropped heap samples: %llu ring full, %llu live table full, "
 	       "%llu stack tables full", (unsigned long long)ring_drops,
 	       (unsigned long long)live_full, (unsigned long long)lp_heapprof_take_dropped(ex.heap));
-	struct lp_profile_desc d = {
-		.n_types = 4,
-		.types = { { "alloc_objects", "count" }, { "alloc_space", "bytes" },
-			   { "inuse_objects", "count" }, { "inuse_space", "bytes" } },
-		.period_type = { "space", "bytes" },
-		.period = lp.cfg.opt_heap_rate,
-		.default_type = "inuse_space",
-		.comments = { comment },
-		.n_comments = 1,
-	};
+	struct lp_profile_desc d = lp_desc_of(LP_PULL_HEAP);
+	d.comments[0] = comment;
+	d.n_comments = 1;
 	emit("heap", t, &d, end_mono);
 	lp_heapprof_end_interval(ex.heap);
 }
@@ -255,15 +276,9 @@ static void write_mutex_profile(uint64_t end_mono)
 	       "libprof " LP_VERSION ": dropped contention samples: %llu ring full, %llu stack table full; "
 	       "one contention in %d sampled, values scaled by it", (unsigned long long)ring_drops,
 	       (unsigned long long)table, lp.cfg.opt_mutex_rate);
-	struct lp_profile_desc d = {
-		.n_types = 2,
-		.types = { { "contentions", "count" }, { "delay", "nanoseconds" } },
-		.period_type = { "contentions", "count" },
-		.period = lp.cfg.opt_mutex_rate,
-		.default_type = "delay",
-		.comments = { comment },
-		.n_comments = 1,
-	};
+	struct lp_profile_desc d = lp_desc_of(LP_PULL_MUTEX);
+	d.comments[0] = comment;
+	d.n_comments = 1;
 	emit("mutex", ex.mutex, &d, end_mono);
 	lp_table_reset(ex.mutex);
 }
@@ -301,10 +316,10 @@ static void log_own_cpu(void)
 static void wait_for_work(unsigned drain_ms)
 {
 	pthread_mutex_lock(&ex.mu);
-	int idle = ex.requested == ex.completed;
+	int idle = ex.requested == ex.completed && !lp_pull_wanted();
 	if (idle && !lp_upload_pending()) {
 		struct timespec until = deadline_in((uint64_t)drain_ms * 1000000u);
-		while (ex.requested == ex.completed &&
+		while (ex.requested == ex.completed && !lp_pull_wanted() &&
 		       pthread_cond_timedwait(&ex.wake, &ex.mu, &until) != ETIMEDOUT)
 			;
 		idle = 0;
@@ -327,6 +342,7 @@ static void flush_uploads(int final)
 static void *exporter_main(void *arg)
 {
 	(void)arg;
+	const struct lp_pull_src pull_src = { ex.heap, &ex.maps, ex.sym, refresh_maps };
 	lp_guard_enter();
 	pthread_setname_np(pthread_self(), "libprof");
 	uint64_t next_end = ex.interval_start_mono + (uint64_t)lp.cfg.opt_interval_ns;
@@ -344,9 +360,13 @@ static void *exporter_main(void *arg)
 			next_end += (uint64_t)lp.cfg.opt_interval_ns;
 		}
 		drain(now);
+		if (ex.pull)
+			lp_pull_work(&pull_src, now, 0);
 		lp_upload_step();
 		if (want != ex.completed) {
 			drain(UINT64_MAX);
+			if (ex.pull && final)
+				lp_pull_work(&pull_src, now, 1);   /* answer what there is */
 			end_interval(now);
 			flush_uploads(final);
 			if (final)
@@ -365,9 +385,6 @@ static void *exporter_main(void *arg)
 
 static int start_thread(void)
 {
-	pthread_t tid;
-	pthread_attr_t attr;
-	sigset_t all, old;
 	ex.cpu = lp_table_new((size_t)lp.cfg.opt_max_stacks);
 	ex.mutex = lp_table_new((size_t)lp.cfg.opt_max_stacks);
 	ex.sym = lp_sym_new(32768);
@@ -377,26 +394,51 @@ static int start_thread(void)
 					  lp_heap_is_live);
 	if (!ex.cpu || !ex.mutex || !ex.sym || (lp_heap_on && !ex.heap))
 		return -ENOMEM;
+	if (lp_serve_wanted()) {
+		ex.pull = lp_pull_init() == 0 && (!ex.heap || lp_heapprof_keep_totals(ex.heap) == 0);
+		if (!ex.pull)
+			lp_log(LP_LOG_WARN, "out of memory for the pprof endpoint's tables; it is off");
+	}
 	ex.interval_start_mono = lp_now_ns(CLOCK_MONOTONIC);
 	ex.interval_start_real = lp_now_ns(CLOCK_REALTIME);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 512 * 1024);
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int rc = pthread_create(&tid, &attr, exporter_main, NULL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&attr);
+	int rc = lp_spawn_thread(exporter_main, 512 * 1024);
 	if (rc != 0)
-		return -rc;
+		return rc;
 	ex.running = 1;
 	return 0;
+}
+
+int lp_spawn_thread(void *(*fn)(void *), size_t stack_size)
+{
+	pthread_t tid;
+	pthread_attr_t attr;
+	sigset_t all, old;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, stack_size);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int rc = pthread_create(&tid, &attr, fn, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	return -rc;
 }
 
 int lp_exporter_start(void)
 {
 	init_sync();
-	return start_thread();
+	int rc = start_thread();
+	if (rc == 0 && ex.pull)
+		lp_serve_start();
+	return rc;
+}
+
+void lp_exporter_wake(void)
+{
+	pthread_mutex_lock(&ex.mu);
+	pthread_cond_signal(&ex.wake);
+	pthread_mutex_unlock(&ex.mu);
+	lp_upload_wake();
 }
 
 void lp_exporter_flush(int final, int timeout_ms)
@@ -417,6 +459,10 @@ void lp_exporter_flush(int final, int timeout_ms)
 	if (ex.completed < mine)
 		lp_log(LP_LOG_WARN, "the final profile was not written within %d ms", timeout_ms);
 	pthread_mutex_unlock(&ex.mu);
+	/* Exit: pulled profiles answered at the end (cut short) get a moment to go out. */
+	for (int waited = 0; final && ex.pull && lp_pull_in_flight() && waited < PULL_EXIT_MS;
+	     waited += 10)
+		usleep(10000);
 }
 
 void lp_exporter_after_fork(void)
@@ -426,8 +472,12 @@ void lp_exporter_after_fork(void)
 	 * again) and start clean. */
 	memset(&ex, 0, sizeof(ex));
 	lp_upload_after_fork();
+	lp_serve_after_fork();      /* closes the parent's listening socket here */
+	lp_pull_after_fork();
 	init_sync();
 	if (start_thread() < 0)
 		lp_log(LP_LOG_WARN, "forked child %d: could not start the exporter thread; not profiling it",
 		       (int)lp.pid);
+	else if (ex.pull)
+		lp_serve_start();
 }

@@ -26,6 +26,7 @@ struct live_block {
 
 struct lp_heapprof {
 	struct lp_table *alloc;     /* this interval: [objects, bytes] */
+	struct lp_table *total;     /* since start, when asked for: [objects, bytes] */
 	struct lp_table *stacks;    /* stacks of live blocks (values unused) */
 	struct lp_table *out;       /* the profile being built */
 	struct live_block *live;
@@ -60,6 +61,7 @@ void lp_heapprof_free(struct lp_heapprof *h)
 	if (!h)
 		return;
 	lp_table_free(h->alloc);
+	lp_table_free(h->total);
 	lp_table_free(h->stacks);
 	lp_table_free(h->out);
 	free(h->live);
@@ -87,6 +89,9 @@ void lp_heapprof_add(struct lp_heapprof *h, const struct lp_sample *s)
 	int64_t v[2];
 	scaled(h, s->size, &v[0], &v[1]);
 	if (lp_table_add(h->alloc, s->pcs, s->depth, s->truncated, &s->labels, v, 2) < 0) {
+		/* counted by the table */
+	}
+	if (h->total && lp_table_add(h->total, s->pcs, s->depth, s->truncated, &s->labels, v, 2) < 0) {
 		/* counted by the table */
 	}
 	if (h->n_live == h->cap_live)
@@ -147,11 +152,11 @@ void lp_heapprof_prune(struct lp_heapprof *h, int (*is_live)(uint64_t addr, uint
 		compact_stacks(h);
 }
 
-const struct lp_table *lp_heapprof_build(struct lp_heapprof *h)
+static const struct lp_table *build(struct lp_heapprof *h, const struct lp_table *alloc)
 {
 	lp_table_reset(h->out);
-	for (size_t i = 0; i < lp_table_count(h->alloc); i++) {
-		const struct lp_stack *st = lp_table_get(h->alloc, i);
+	for (size_t i = 0; i < lp_table_count(alloc); i++) {
+		const struct lp_stack *st = lp_table_get(alloc, i);
 		int64_t v[4] = { st->values[0], st->values[1], 0, 0 };
 		if (lp_table_add(h->out, st->pcs, st->depth, st->truncated, &st->labels, v, 4) < 0) {
 			/* counted by the table */
@@ -166,6 +171,24 @@ const struct lp_table *lp_heapprof_build(struct lp_heapprof *h)
 		}
 	}
 	return h->out;
+}
+
+const struct lp_table *lp_heapprof_build(struct lp_heapprof *h)
+{
+	return build(h, h->alloc);
+}
+
+int lp_heapprof_keep_totals(struct lp_heapprof *h)
+{
+	if (!h->total)
+		h->total = lp_table_new(h->max_stacks);
+	return h->total ? 0 : -ENOMEM;
+}
+
+const struct lp_table *lp_heapprof_build_totals(struct lp_heapprof *h)
+{
+	lp_heapprof_prune(h, h->is_live);
+	return build(h, h->total ? h->total : h->alloc);
 }
 
 int lp_heapprof_empty(const struct lp_heapprof *h)

@@ -76,6 +76,10 @@ int lp_heapprof_empty(const struct lp_heapprof *h);
 uint64_t lp_heapprof_take_dropped(struct lp_heapprof *h);
 /* Starts the next interval's allocation counts. */
 void lp_heapprof_end_interval(struct lp_heapprof *h);
+/* From now on, also sums allocations since start (for the pull endpoint). */
+int lp_heapprof_keep_totals(struct lp_heapprof *h) __attribute__((warn_unused_result));
+/* Like lp_heapprof_build, with alloc_* since start instead of this interval. */
+const struct lp_table *lp_heapprof_build_totals(struct lp_heapprof *h);
 
 /* ---- pprof encoding (pprof.c) --------------------------------------------- */
 
@@ -247,6 +251,70 @@ uint64_t lp_upload_delivered(void);
 void lp_upload_wake(void);
 /* Forked child: an empty queue; the parent's transfers are never touched. */
 void lp_upload_after_fork(void);
+
+/* ---- the pull endpoint: requests (pull.c) and the HTTP server (serve.c) ------ */
+
+enum lp_pull_kind { LP_PULL_CPU, LP_PULL_HEAP, LP_PULL_ALLOCS, LP_PULL_MUTEX };
+
+/* What a pulled profile is built from; the exporter's, lent to pull.c. */
+struct lp_pull_src {
+	struct lp_heapprof *heap;   /* NULL when heap profiling is off */
+	struct lp_maps *maps;
+	struct lp_symbolizer *sym;
+	void (*refresh_maps)(void);
+};
+
+/* Sets up the request slots and the cumulative tables. 0 or -ENOMEM. */
+int lp_pull_init(void) __attribute__((warn_unused_result));
+/* The exporter drained a CPU sample / a contention (values as in its tables). */
+void lp_pull_cpu(const struct lp_sample *s, const int64_t *values);
+void lp_pull_mutex(const struct lp_sample *s, const int64_t *values);
+/* A request waits to be picked up (any thread). */
+int lp_pull_wanted(void);
+/*
+ * Exporter thread, after each drain up to drained_to (CLOCK_MONOTONIC ns):
+ * starts new CPU windows, answers heap/allocs/mutex requests, answers the CPU
+ * windows that have ended (all of them when final: the program is exiting).
+ */
+void lp_pull_work(const struct lp_pull_src *src, uint64_t drained_to, int final);
+/* Requests taken and not yet sent (any thread). */
+int lp_pull_in_flight(void);
+/* Forked child: forget every request (their connections are the parent's). */
+void lp_pull_after_fork(void);
+
+/* serve.c's side of a request: a slot taken for one HTTP request. */
+struct lp_pull_req;
+/* Server thread: a new request of kind for seconds (CPU); NULL when every
+ * slot is busy. The exporter is woken. */
+struct lp_pull_req *lp_pull_submit(enum lp_pull_kind kind, int seconds, void *conn);
+/* Server thread: calls resume(conn) once for each answered request. */
+void lp_pull_resume_done(void (*resume)(void *conn));
+/* Server thread: the answer, once the request is done (1), else 0. The gzip
+ * pprof moves to the caller (*gz NULL with *status and *error set on failure). */
+int lp_pull_take(struct lp_pull_req *r, uint8_t **gz, size_t *len, int *status,
+		 const char **error);
+/* Server thread: the connection is finished with the slot. */
+void lp_pull_release(struct lp_pull_req *r);
+
+/* This process serves the endpoint: LIBPROF_PPROF_LISTEN is set, and it is
+ * not a forked child of a fixed-port endpoint. */
+int lp_serve_wanted(void);
+/* Starts the endpoint's thread when lp_serve_wanted(). */
+void lp_serve_start(void);
+/* pull.c, exporter thread: the request of conn is answered; wake the server. */
+void lp_serve_resume(void *conn);
+/* Forked child: the parent's sockets are closed; with port 0 a new endpoint. */
+void lp_serve_after_fork(void);
+
+/* exporter.c: the sample types, period type, period and default type of a
+ * profile of kind (LP_PULL_HEAP for the interval heap profile too). */
+struct lp_profile_desc lp_desc_of(enum lp_pull_kind kind);
+/* exporter.c: starts a detached libprof thread running fn(NULL), every signal
+ * blocked (the caller holds its guard, so it is not a program thread).
+ * 0 or a negative errno. */
+int lp_spawn_thread(void *(*fn)(void *), size_t stack_size) __attribute__((warn_unused_result));
+/* exporter.c: wakes the exporter thread (any thread). */
+void lp_exporter_wake(void);
 
 /* exporter.c: writes a profile as the file sink does (the spool). 0 or a
  * negative errno. */

@@ -11,7 +11,7 @@
 #include <string.h>
 
 enum kind { K_BOOL, K_INT, K_INT64, K_DECIMAL, K_SIGNAL, K_LOG, K_PATH, K_NAME, K_OTEL_BOOL,
-	    K_NET /* read by config_net.c */ };
+	    K_NET /* read by config_net.c or config_pull.c */ };
 
 struct var {
 	const char *name;
@@ -49,6 +49,8 @@ static const struct var vars[] = {
 	{ "LIBPROF_ENDPOINT", K_NET, 0, 0, 0, 0 },
 	{ "LIBPROF_HEADERS", K_NET, 0, 0, 0, 0 },
 	{ "LIBPROF_TLS_CA", K_NET, 0, 0, 0, 0 },
+	{ "LIBPROF_PPROF_LISTEN", K_NET, 0, 0, 0, 0 },
+	{ "LIBPROF_PPROF_TOKEN", K_NET, 0, 0, 0, 0 },
 	{ "OTEL_RESOURCE_ATTRIBUTES", K_NET, 0, 0, 0, 0 },
 	{ "OTEL_EXPORTER_OTLP_ENDPOINT", K_NET, 0, 0, 0, 0 },
 	{ "OTEL_EXPORTER_OTLP_PROFILES_ENDPOINT", K_NET, 0, 0, 0, 0 },
@@ -434,5 +436,6 @@ void lp_config_load(struct lp_config *cfg, char *const *envp, void (*warn)(const
 	const char *sig = env_value(envp, "LIBPROF_CPU_SIGNAL");
 	cfg->opt_cpu_signal_explicit = sig && *sig && parse_signal(sig) > 0;
 	lp_config_net_load(cfg, envp, warn);
+	lp_config_pull_load(cfg, envp, warn);
 	warn_unknown(envp, warn);
 }

@@ -19,7 +19,7 @@
 #define OTLP_PATH "v1development/profiles"
 #define URL_INPUT_MAX 768           /* leaves room for the path and query added later */
 
-static const char *env_value(char *const *envp, const char *name)
+const char *lp_env_value(char *const *envp, const char *name)
 {
 	size_t len = strlen(name);
 	for (; envp && *envp; envp++)
@@ -248,7 +248,7 @@ struct net {
 static void load_resource(struct net *n)
 {
 	struct lp_config *cfg = n->cfg;
-	const char *val = env_value(n->envp, "OTEL_RESOURCE_ATTRIBUTES");
+	const char *val = lp_env_value(n->envp, "OTEL_RESOURCE_ATTRIBUTES");
 	char why[160];
 	if (!val)
 		return;
@@ -291,13 +291,13 @@ static void load_resource(struct net *n)
 static int load_protocol(struct net *n)
 {
 	static const char *const names[] = { "file", "pyroscope", "otlp" };
-	const char *val = env_value(n->envp, "LIBPROF_PROTOCOL");
+	const char *val = lp_env_value(n->envp, "LIBPROF_PROTOCOL");
 	if (!val)
 		return -1;
 	for (int i = 0; i < 3; i++)
 		if (same_nocase(val, names[i]))
 			return i;
-	const char *endpoint = env_value(n->envp, "LIBPROF_ENDPOINT");
+	const char *endpoint = lp_env_value(n->envp, "LIBPROF_ENDPOINT");
 	lp_config_say(n->warn, "LIBPROF_PROTOCOL=\"%.*s%s\" is not one of pyroscope, otlp, file; using %s",
 	    SHOWN(val), endpoint && lp_url_check(endpoint, 1) == 0
 	    ? "pyroscope (LIBPROF_ENDPOINT is set)" : "file");
@@ -307,7 +307,7 @@ static int load_protocol(struct net *n)
 /* A header list variable into cfg (replacing what is there); 0 when unset or bad. */
 static void load_headers(struct net *n, const char *name)
 {
-	const char *val = env_value(n->envp, name);
+	const char *val = lp_env_value(n->envp, name);
 	char why[160];
 	if (!val)
 		return;
@@ -326,7 +326,7 @@ static void load_headers(struct net *n, const char *name)
 /* A base URL from name, trailing slashes removed, into out; 0 when set and valid. */
 static int base_url(struct net *n, const char *name, const char *instead, char *out)
 {
-	const char *val = env_value(n->envp, name);
+	const char *val = lp_env_value(n->envp, name);
 	if (!val)
 		return -ENOENT;
 	if (lp_url_check(val, 1) < 0) {
@@ -353,14 +353,14 @@ static void load_pyroscope(struct net *n)
 /* OTEL_EXPORTER_OTLP_PROFILES_x, else OTEL_EXPORTER_OTLP_x: the name that is set. */
 static const char *otel_name(struct net *n, const char *specific, const char *generic)
 {
-	return env_value(n->envp, specific) ? specific : generic;
+	return lp_env_value(n->envp, specific) ? specific : generic;
 }
 
 static void load_otlp_timeout(struct net *n)
 {
 	const char *name = otel_name(n, "OTEL_EXPORTER_OTLP_PROFILES_TIMEOUT",
 				     "OTEL_EXPORTER_OTLP_TIMEOUT");
-	const char *val = env_value(n->envp, name);
+	const char *val = lp_env_value(n->envp, name);
 	long ms = 0;
 	if (!val)
 		return;             /* LIBPROF_UPLOAD_TIMEOUT or its default */
@@ -378,7 +378,7 @@ static void load_otlp_timeout(struct net *n)
 static void load_otlp(struct net *n)
 {
 	struct lp_config *cfg = n->cfg;
-	const char *val = env_value(n->envp, "OTEL_EXPORTER_OTLP_PROFILES_ENDPOINT");
+	const char *val = lp_env_value(n->envp, "OTEL_EXPORTER_OTLP_PROFILES_ENDPOINT");
 	char base[LP_URL_MAX];
 	if (val && lp_url_check(val, 0) == 0) {
 		lp_fmt(cfg->opt_url, sizeof(cfg->opt_url), "%s", val);
@@ -395,19 +395,19 @@ static void load_otlp(struct net *n)
 	}
 	load_headers(n, otel_name(n, "OTEL_EXPORTER_OTLP_PROFILES_HEADERS",
 				  "OTEL_EXPORTER_OTLP_HEADERS"));
-	if (env_value(n->envp, "LIBPROF_HEADERS"))
+	if (lp_env_value(n->envp, "LIBPROF_HEADERS"))
 		lp_config_say(n->warn, "LIBPROF_HEADERS is for the Pyroscope protocol; with LIBPROF_PROTOCOL=otlp "
 		    "use OTEL_EXPORTER_OTLP_HEADERS; ignored");
 	load_otlp_timeout(n);
 	const char *name = otel_name(n, "OTEL_EXPORTER_OTLP_PROFILES_COMPRESSION",
 				     "OTEL_EXPORTER_OTLP_COMPRESSION");
-	val = env_value(n->envp, name);
+	val = lp_env_value(n->envp, name);
 	if (val && (same_nocase(val, "gzip") || same_nocase(val, "none")))
 		cfg->opt_otlp_gzip = same_nocase(val, "gzip");
 	else if (val)
 		lp_config_say(n->warn, "%s=\"%.*s%s\" is not gzip or none; using none", name, SHOWN(val));
 	name = otel_name(n, "OTEL_EXPORTER_OTLP_PROFILES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL");
-	val = env_value(n->envp, name);
+	val = lp_env_value(n->envp, name);
 	if (val && strcmp(val, "http/protobuf") != 0)
 		lp_config_say(n->warn, "%s=\"%.*s%s\": libprof sends OTLP as http/protobuf only; using it",
 		    name, SHOWN(val));
@@ -415,7 +415,7 @@ static void load_otlp(struct net *n)
 
 static void load_tls_ca(struct net *n)
 {
-	const char *val = env_value(n->envp, "LIBPROF_TLS_CA");
+	const char *val = lp_env_value(n->envp, "LIBPROF_TLS_CA");
 	if (!val)
 		return;
 	if (val[0] != '/' || strlen(val) >= LP_PATH_MAX || access(val, R_OK) < 0) {
@@ -435,7 +435,7 @@ void lp_config_net_load(struct lp_config *cfg, char *const *envp, void (*warn)(c
 	load_resource(&n);
 	int proto = load_protocol(&n);
 	/* An endpoint that is set but unusable counts as unset. */
-	const char *endpoint = env_value(envp, "LIBPROF_ENDPOINT");
+	const char *endpoint = lp_env_value(envp, "LIBPROF_ENDPOINT");
 	int endpoint_ok = endpoint && lp_url_check(endpoint, 1) == 0;
 	if (proto < 0)
 		proto = endpoint_ok ? LP_PROTO_PYROSCOPE : LP_PROTO_FILE;

@@ -62,6 +62,12 @@ struct lp_config {
 	int64_t opt_exit_timeout_ns;      /* at exit and exec: time left to pending uploads */
 	int opt_upload_queue;             /* undelivered profiles held at most ... */
 	int64_t opt_upload_queue_bytes;   /* ... and their bytes */
+	/* the pull endpoint (config_pull.c) */
+	int opt_pprof_on;                 /* LIBPROF_PPROF_LISTEN was set and valid */
+	int opt_pprof_family;             /* AF_INET or AF_INET6 */
+	unsigned char opt_pprof_addr[16]; /* network byte order */
+	int opt_pprof_port;               /* 0 = any free port */
+	char opt_pprof_token[LP_NAME_MAX]; /* "" = no token asked */
 };
 
 /*
@@ -87,6 +93,19 @@ void lp_config_say(void (*warn)(const char *), const char *fmt, ...)
  */
 void lp_config_net_load(struct lp_config *cfg, char *const *envp,
 			void (*warn)(const char *line));
+/*
+ * config_pull.c: LIBPROF_PPROF_LISTEN and LIBPROF_PPROF_TOKEN, the on-demand
+ * pprof endpoint. Same contract: one line per bad value (the endpoint stays
+ * off), never fails. The token is never shown in warnings.
+ */
+void lp_config_pull_load(struct lp_config *cfg, char *const *envp,
+			 void (*warn)(const char *line));
+/* Parses a listen address: "PORT", ":PORT", "IPv4:PORT", "[IPv6]:PORT" or
+ * "localhost:PORT" (no host = 127.0.0.1). 0, or -EINVAL with the reason in why. */
+int lp_listen_parse(const char *text, int *family, unsigned char addr[16], int *port,
+		    char *why, size_t why_size);
+/* The value of name in envp; NULL when unset or empty. */
+const char *lp_env_value(char *const *envp, const char *name);
 /* Percent-decodes in[0..n) into out (size bytes, NUL-terminated). Returns the
  * decoded length, or -1 on a malformed escape or when out is too small. */
 int lp_percent_decode(const char *in, size_t n, char *out, size_t size);
@@ -205,6 +224,7 @@ struct lp_thread {
 	int64_t heap_countdown;     /* bytes until the next heap sample */
 	uint64_t heap_rng;          /* xorshift state; 0 = countdown not drawn yet */
 	uint64_t mutex_rng;         /* xorshift state; 0 = not seeded yet */
+	int fd_keeper;              /* descriptors this thread creates are libprof's (fds.c) */
 };
 
 extern LP_TLS struct lp_thread lp_self;
@@ -314,6 +334,33 @@ static inline void lp_trace_current(struct lp_labels *out)
 void lp_trace_set(int fd, const struct lp_labels *ctx);
 /* fd was closed (or replaced): contexts read from it end. */
 void lp_trace_fd_closed(int fd);
+
+/* ---- libprof's own descriptors (fds.c) ----------------------------------- */
+
+/*
+ * The pull endpoint's sockets belong to libprof, not to the program: they are
+ * moved just under min(RLIMIT_NOFILE, 1024) (the numbers a program allocates
+ * from stay free), close-on-exec, and a program closing them (close, a
+ * close_range or closefrom sweep) is told it succeeded while they stay open.
+ * Only a thread with lp_self.fd_keeper set really closes them.
+ */
+extern _Atomic uint64_t lp_fd_own_bits[LP_FD_TRACKED / 64];
+
+static inline int lp_fd_owned(int fd)
+{
+	return (unsigned)fd < LP_FD_TRACKED &&
+	       (atomic_load_explicit(&lp_fd_own_bits[(unsigned)fd / 64], memory_order_relaxed) >>
+		((unsigned)fd % 64) & 1);
+}
+/* Takes fd over: moved high (the original closed), close-on-exec, marked ours.
+ * Returns the descriptor to use from now on (fd itself if it could not move). */
+int lp_fd_adopt(int fd);
+/* fd is no longer libprof's (its owner is about to close it). */
+void lp_fd_release(int fd);
+/* The next owned descriptor >= from, or -1. */
+int lp_fd_next_owned(int from);
+/* Forked child: close every descriptor libprof owns (the parent's sockets). */
+void lp_fd_close_all(void);
 
 /* Monotonic and real time in ns. Async-signal-safe. */
 static inline uint64_t lp_now_ns(clockid_t clk)

@@ -12,5 +12,6 @@ void lp_exec_wrappers_init(void);
 void lp_malloc_wrappers_init(void);
 void lp_mutex_wrappers_init(void);
 void lp_socket_wrappers_init(void);
+void lp_fd_wrappers_init(void);
 
 #endif

@@ -22,4 +22,5 @@ void lp_wrappers_init(void)
 	lp_malloc_wrappers_init();
 	lp_mutex_wrappers_init();
 	lp_socket_wrappers_init();
+	lp_fd_wrappers_init();
 }

@@ -294,13 +294,33 @@ LP_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 LP_EXPORT int close(int fd)
 {
 	RESOLVED(close);
+	if (__builtin_expect(lp_fd_owned(fd), 0)) {
+		if (!lp_self.fd_keeper)
+			return 0;   /* the program sweeps descriptors: ours stay (preload/fds.c) */
+		lp_fd_release(fd);
+	}
 	forget(fd);
 	return real.close(fd);
+}
+
+/* dup2/dup3 onto one of libprof's descriptors would hand the program a socket
+ * another thread is serving on: refused with EBUSY (which Linux's dup2 may
+ * return anyway), once with a warning. */
+static int refuse_own(int new_fd)
+{
+	static atomic_int warned;
+	if (!atomic_exchange(&warned, 1))
+		lp_log(LP_LOG_WARN, "the program asked for descriptor %d, which libprof's pprof "
+		       "endpoint holds; dup2 fails with EBUSY", new_fd);
+	errno = EBUSY;
+	return -1;
 }
 
 LP_EXPORT int dup2(int old, int new_fd)
 {
 	RESOLVED(dup2);
+	if (__builtin_expect(lp_fd_owned(new_fd), 0) && !lp_self.fd_keeper)
+		return refuse_own(new_fd);
 	int rc = real.dup2(old, new_fd);
 	if (rc >= 0 && old != new_fd)
 		forget(new_fd);
@@ -310,6 +330,8 @@ LP_EXPORT int dup2(int old, int new_fd)
 LP_EXPORT int dup3(int old, int new_fd, int flags)
 {
 	RESOLVED(dup3);
+	if (__builtin_expect(lp_fd_owned(new_fd), 0) && !lp_self.fd_keeper)
+		return refuse_own(new_fd);
 	int rc = real.dup3(old, new_fd, flags);
 	if (rc >= 0)
 		forget(new_fd);
@@ -320,6 +342,8 @@ LP_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	RESOLVED(accept);
 	int rc = real.accept(fd, addr, len);
+	if (rc >= 0 && lp_self.fd_keeper)
+		rc = lp_fd_adopt(rc);   /* the pull endpoint's connection */
 	if (rc >= 0)
 		forget(rc);         /* a descriptor closed behind our back is new now */
 	return rc;
@@ -329,6 +353,8 @@ LP_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
 	RESOLVED(accept4);
 	int rc = real.accept4(fd, addr, len, flags);
+	if (rc >= 0 && lp_self.fd_keeper)
+		rc = lp_fd_adopt(rc);   /* the pull endpoint's connection */
 	if (rc >= 0)
 		forget(rc);
 	return rc;
@@ -338,6 +364,8 @@ LP_EXPORT int socket(int domain, int type, int protocol)
 {
 	RESOLVED(socket);
 	int rc = real.socket(domain, type, protocol);
+	if (rc >= 0 && lp_self.fd_keeper)
+		rc = lp_fd_adopt(rc);
 	if (rc >= 0)
 		forget(rc);
 	return rc;

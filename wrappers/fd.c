@@ -1,0 +1,103 @@
+/*
+ * Descriptor sweeps: close_range and closefrom close everything in a range,
+ * which would include libprof's own descriptors (the pull endpoint's sockets,
+ * preload/fds.c). The range is closed around them, so the program sees its
+ * own descriptors closed, as it asked, and libprof's endpoint keeps serving.
+ * (close, dup2 and dup3 check the same bitmap in socket.c.) Descriptors the
+ * endpoint's thread creates (eventfd and epoll_create1 here; socket, accept in socket.c) are
+ * adopted as libprof's.
+ */
+#include "internal.h"
+#include "../preload/preload.h"
+
+#include <errno.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+static struct {
+	int (*close_range)(unsigned, unsigned, int);
+	void (*closefrom)(int);
+	int (*eventfd)(unsigned, int);
+	int (*epoll_create1)(int);
+} real;
+
+/* close_range over [first, last] minus libprof's descriptors. */
+static int close_around(unsigned first, unsigned last, int flags)
+{
+	unsigned long from = first;     /* one past the last owned descriptor seen */
+	int err = 0;
+	for (int own = lp_fd_next_owned((int)(first < LP_FD_TRACKED ? first : LP_FD_TRACKED));
+	     own >= 0 && (unsigned)own <= last; own = lp_fd_next_owned(own + 1)) {
+		if ((unsigned long)own > from &&
+		    real.close_range((unsigned)from, (unsigned)own - 1, flags) < 0 && !err)
+			err = errno;
+		from = (unsigned long)own + 1;
+	}
+	if (from <= last && real.close_range((unsigned)from, last, flags) < 0 && !err)
+		err = errno;
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
+LP_EXPORT int close_range(unsigned first, unsigned last, int flags)
+{
+	if (__builtin_expect(!real.close_range, 0))
+		lp_fd_wrappers_init();
+	if (!real.close_range) {
+		errno = ENOSYS;
+		return -1;
+	}
+	/* CLOSE_RANGE_CLOEXEC only marks them, which ours already are. */
+	if (lp_self.fd_keeper || (flags & CLOSE_RANGE_CLOEXEC) || first > last ||
+	    lp_fd_next_owned((int)(first < LP_FD_TRACKED ? first : LP_FD_TRACKED)) < 0)
+		return real.close_range(first, last, flags);
+	return close_around(first, last, flags);
+}
+
+LP_EXPORT void closefrom(int lowfd)
+{
+	if (__builtin_expect(!real.closefrom, 0))
+		lp_fd_wrappers_init();
+	int saved = errno;
+	if (lowfd < 0 || lp_self.fd_keeper || lp_fd_next_owned(lowfd) < 0 || !real.close_range) {
+		if (real.closefrom)
+			real.closefrom(lowfd);
+		return;
+	}
+	close_around((unsigned)lowfd, ~0u, 0);
+	errno = saved;          /* closefrom returns nothing and leaves errno alone */
+}
+
+/* The pull endpoint's HTTP server makes an eventfd to wake its poll: libprof's. */
+LP_EXPORT int eventfd(unsigned count, int flags)
+{
+	if (__builtin_expect(!real.eventfd, 0))
+		lp_fd_wrappers_init();
+	int fd = real.eventfd(count, flags);
+	if (__builtin_expect(lp_self.fd_keeper, 0) && fd >= 0)
+		fd = lp_fd_adopt(fd);
+	return fd;
+}
+
+/* ... and its epoll set. */
+LP_EXPORT int epoll_create1(int flags)
+{
+	if (__builtin_expect(!real.epoll_create1, 0))
+		lp_fd_wrappers_init();
+	int fd = real.epoll_create1(flags);
+	if (__builtin_expect(lp_self.fd_keeper, 0) && fd >= 0)
+		fd = lp_fd_adopt(fd);
+	return fd;
+}
+
+void lp_fd_wrappers_init(void)
+{
+	real.epoll_create1 = (int (*)(int))lp_resolve("epoll_create1");
+	real.eventfd = (int (*)(unsigned, int))lp_resolve("eventfd");
+	real.close_range = (int (*)(unsigned, unsigned, int))lp_resolve("close_range");
+	real.closefrom = (void (*)(int))lp_resolve("closefrom");
+}
