@@ -38,6 +38,8 @@ static const char *const usage_text =
 	"  --output DIR        LIBPROF_OUTPUT_DIR: write profile files here (made absolute)\n"
 	"  --service NAME      OTEL_SERVICE_NAME: the service's name (default: PROGRAM's)\n"
 	"  --interval SECONDS  LIBPROF_INTERVAL: seconds each profile covers (default 10)\n"
+	"  --pprof-listen ADDR LIBPROF_PPROF_LISTEN: serve /debug/pprof/ on ADDR, e.g.\n"
+	"                      127.0.0.1:6060 (port 0: a free port, printed on stderr)\n"
 	"Options take their value as --opt VALUE or --opt=VALUE; other LIBPROF_*\n"
 	"variables set in the environment are passed on as they are.\n"
 	"\n"
@@ -111,6 +113,7 @@ static const struct option_def defs[] = {
 	{ "--output", "LIBPROF_OUTPUT_DIR", 1, 0, "a directory" },
 	{ "--service", "OTEL_SERVICE_NAME", 1, 0, "a name" },
 	{ "--interval", "LIBPROF_INTERVAL", 1, 0, "a number of seconds from 0.1 to 3600" },
+	{ "--pprof-listen", "LIBPROF_PPROF_LISTEN", 1, 0, "an address such as 127.0.0.1:6060" },
 };
 #define N_DEFS (sizeof(defs) / sizeof(defs[0]))
 

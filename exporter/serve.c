@@ -1,7 +1,7 @@
 /*
  * The pull endpoint: Go's net/http/pprof paths served from inside the program
- * (LIBPROF_PPROF_LISTEN). libmicrohttpd is loaded with dlopen only then, and
- * runs in "external" mode on libprof's own thread (its reentrancy guard held,
+ * (LIBPROF_PPROF_LISTEN). libmicrohttpd is loaded with dlopen only then (at
+ * load, with the listening socket), and runs in "external" mode on libprof's own thread (its reentrancy guard held,
  * every signal blocked, never sampled), so no thread of the library's own
  * making exists. The thread is a descriptor keeper (preload/fds.c): the
  * listening socket, the connections, the library's epoll set and wake-up
@@ -63,6 +63,7 @@ static struct {
 	int loaded;                 /* 0 not yet (or a fork came mid-way), 1 resolved, -1 failed */
 	int forked_fixed;           /* a forked child of a fixed-port endpoint: none here */
 	_Atomic int wake_fd;        /* eventfd: answers are ready (-1 = none) */
+	int listen_fd;
 	char where[96];             /* "127.0.0.1:6060", for messages */
 } sv = { .wake_fd = -1 };
 
@@ -400,11 +401,7 @@ static void *serve_main(void *arg)
 	lp_guard_enter();
 	lp_self.fd_keeper = 1;
 	pthread_setname_np(pthread_self(), "libprof-pprof");
-	if (load_mhd() < 0)
-		return NULL;
-	int fd = open_listener();
-	if (fd < 0)
-		return NULL;
+	int fd = sv.listen_fd;
 	if (!loopback() && !lp.cfg.opt_pprof_token[0])
 		lp_log(LP_LOG_WARN, "the pprof endpoint listens on %s, not only on this machine, and "
 		       "LIBPROF_PPROF_TOKEN is not set: anyone who reaches it can read profiles",
@@ -468,10 +465,24 @@ void lp_serve_start(void)
 	inet_ntop(lp.cfg.opt_pprof_family, lp.cfg.opt_pprof_addr, host, sizeof(host));
 	lp_fmt(sv.where, sizeof(sv.where), lp.cfg.opt_pprof_family == AF_INET6 ? "[%s]:%d" : "%s:%d",
 	       host, lp.cfg.opt_pprof_port);
+	/* The library and the listening socket come first, here (at load, or in
+	 * the forked child): before the program's main runs, so a program that
+	 * sweeps its descriptors at start cannot close a file dlopen is reading,
+	 * and a bad address or a port in use is reported at once. */
+	if (load_mhd() < 0)
+		return;
+	lp_self.fd_keeper = 1;
+	sv.listen_fd = open_listener();
+	lp_self.fd_keeper = 0;
+	if (sv.listen_fd < 0)
+		return;
 	int rc = lp_spawn_thread(serve_main, 256 * 1024);
-	if (rc < 0)
+	if (rc < 0) {
 		lp_log(LP_LOG_WARN, "cannot start the pprof endpoint's thread (%s); running without it",
 		       strerror(-rc));
+		lp_fd_release(sv.listen_fd);
+		close(sv.listen_fd);
+	}
 }
 
 void lp_serve_after_fork(void)

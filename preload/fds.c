@@ -13,6 +13,17 @@
 #include <unistd.h>
 
 _Atomic uint64_t lp_fd_own_bits[LP_FD_TRACKED / 64];
+atomic_int lp_fd_creating;
+
+void lp_fd_wait_created(void)
+{
+	/* Bounded: a keeper never waits on a program thread, but a program
+	 * thread must never hang on libprof either. */
+	int saved = errno;
+	for (int i = 0; i < 1000 && atomic_load(&lp_fd_creating); i++)
+		usleep(100);
+	errno = saved;
+}
 
 static void mark(int fd, int on)
 {

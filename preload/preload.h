@@ -352,6 +352,19 @@ static inline int lp_fd_owned(int fd)
 	       (atomic_load_explicit(&lp_fd_own_bits[(unsigned)fd / 64], memory_order_relaxed) >>
 		((unsigned)fd % 64) & 1);
 }
+/* A descriptor keeper is between creating a descriptor and adopting it: a
+ * program thread closing descriptors meanwhile waits (at most 100 ms) so its
+ * sweep cannot take the new one (lp_fd_quiet, in every closing wrapper). */
+extern atomic_int lp_fd_creating;
+void lp_fd_wait_created(void);
+static inline void lp_fd_quiet(void)
+{
+	if (__builtin_expect(atomic_load_explicit(&lp_fd_creating, memory_order_acquire) != 0, 0) &&
+	    !lp_self.fd_keeper)
+		lp_fd_wait_created();
+}
+static inline void lp_fd_create_begin(void) { atomic_fetch_add(&lp_fd_creating, 1); }
+static inline void lp_fd_create_end(void) { atomic_fetch_sub(&lp_fd_creating, 1); }
 /* Takes fd over: moved high (the original closed), close-on-exec, marked ours.
  * Returns the descriptor to use from now on (fd itself if it could not move). */
 int lp_fd_adopt(int fd);

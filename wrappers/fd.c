@@ -51,6 +51,7 @@ LP_EXPORT int close_range(unsigned first, unsigned last, int flags)
 		errno = ENOSYS;
 		return -1;
 	}
+	lp_fd_quiet();
 	/* CLOSE_RANGE_CLOEXEC only marks them, which ours already are. */
 	if (lp_self.fd_keeper || (flags & CLOSE_RANGE_CLOEXEC) || first > last ||
 	    lp_fd_next_owned((int)(first < LP_FD_TRACKED ? first : LP_FD_TRACKED)) < 0)
@@ -63,6 +64,7 @@ LP_EXPORT void closefrom(int lowfd)
 	if (__builtin_expect(!real.closefrom, 0))
 		lp_fd_wrappers_init();
 	int saved = errno;
+	lp_fd_quiet();
 	if (lowfd < 0 || lp_self.fd_keeper || lp_fd_next_owned(lowfd) < 0 || !real.close_range) {
 		if (real.closefrom)
 			real.closefrom(lowfd);
@@ -77,9 +79,13 @@ LP_EXPORT int eventfd(unsigned count, int flags)
 {
 	if (__builtin_expect(!real.eventfd, 0))
 		lp_fd_wrappers_init();
+	if (__builtin_expect(!lp_self.fd_keeper, 1))
+		return real.eventfd(count, flags);
+	lp_fd_create_begin();
 	int fd = real.eventfd(count, flags);
-	if (__builtin_expect(lp_self.fd_keeper, 0) && fd >= 0)
+	if (fd >= 0)
 		fd = lp_fd_adopt(fd);
+	lp_fd_create_end();
 	return fd;
 }
 
@@ -88,9 +94,13 @@ LP_EXPORT int epoll_create1(int flags)
 {
 	if (__builtin_expect(!real.epoll_create1, 0))
 		lp_fd_wrappers_init();
+	if (__builtin_expect(!lp_self.fd_keeper, 1))
+		return real.epoll_create1(flags);
+	lp_fd_create_begin();
 	int fd = real.epoll_create1(flags);
-	if (__builtin_expect(lp_self.fd_keeper, 0) && fd >= 0)
+	if (fd >= 0)
 		fd = lp_fd_adopt(fd);
+	lp_fd_create_end();
 	return fd;
 }
 

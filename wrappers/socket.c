@@ -294,6 +294,7 @@ LP_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 LP_EXPORT int close(int fd)
 {
 	RESOLVED(close);
+	lp_fd_quiet();
 	if (__builtin_expect(lp_fd_owned(fd), 0)) {
 		if (!lp_self.fd_keeper)
 			return 0;   /* the program sweeps descriptors: ours stay (preload/fds.c) */
@@ -319,6 +320,7 @@ static int refuse_own(int new_fd)
 LP_EXPORT int dup2(int old, int new_fd)
 {
 	RESOLVED(dup2);
+	lp_fd_quiet();
 	if (__builtin_expect(lp_fd_owned(new_fd), 0) && !lp_self.fd_keeper)
 		return refuse_own(new_fd);
 	int rc = real.dup2(old, new_fd);
@@ -330,6 +332,7 @@ LP_EXPORT int dup2(int old, int new_fd)
 LP_EXPORT int dup3(int old, int new_fd, int flags)
 {
 	RESOLVED(dup3);
+	lp_fd_quiet();
 	if (__builtin_expect(lp_fd_owned(new_fd), 0) && !lp_self.fd_keeper)
 		return refuse_own(new_fd);
 	int rc = real.dup3(old, new_fd, flags);
@@ -341,9 +344,15 @@ LP_EXPORT int dup3(int old, int new_fd, int flags)
 LP_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	RESOLVED(accept);
+	int keeper = lp_self.fd_keeper;
+	if (keeper)
+		lp_fd_create_begin();  /* the pull endpoint's: adopted before a sweep sees it */
 	int rc = real.accept(fd, addr, len);
-	if (rc >= 0 && lp_self.fd_keeper)
-		rc = lp_fd_adopt(rc);   /* the pull endpoint's connection */
+	if (keeper) {
+		if (rc >= 0)
+			rc = lp_fd_adopt(rc);
+		lp_fd_create_end();
+	}
 	if (rc >= 0)
 		forget(rc);         /* a descriptor closed behind our back is new now */
 	return rc;
@@ -352,9 +361,15 @@ LP_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
 LP_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
 	RESOLVED(accept4);
+	int keeper = lp_self.fd_keeper;
+	if (keeper)
+		lp_fd_create_begin();  /* the pull endpoint's: adopted before a sweep sees it */
 	int rc = real.accept4(fd, addr, len, flags);
-	if (rc >= 0 && lp_self.fd_keeper)
-		rc = lp_fd_adopt(rc);   /* the pull endpoint's connection */
+	if (keeper) {
+		if (rc >= 0)
+			rc = lp_fd_adopt(rc);
+		lp_fd_create_end();
+	}
 	if (rc >= 0)
 		forget(rc);
 	return rc;
@@ -363,9 +378,15 @@ LP_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 LP_EXPORT int socket(int domain, int type, int protocol)
 {
 	RESOLVED(socket);
+	int keeper = lp_self.fd_keeper;
+	if (keeper)
+		lp_fd_create_begin();  /* the pull endpoint's: adopted before a sweep sees it */
 	int rc = real.socket(domain, type, protocol);
-	if (rc >= 0 && lp_self.fd_keeper)
-		rc = lp_fd_adopt(rc);
+	if (keeper) {
+		if (rc >= 0)
+			rc = lp_fd_adopt(rc);
+		lp_fd_create_end();
+	}
 	if (rc >= 0)
 		forget(rc);
 	return rc;

@@ -28,7 +28,7 @@ start() {
 	PIDS+=("$PID")
 	PORT="" LPID=""
 	for _ in $(seq 100); do
-		read -r PORT LPID < <(sed -n "s|.*pprof endpoint on http://127.0.0.1:\([0-9]*\)/debug/pprof/ (pid \([0-9]*\)).*|\1 \2|p" \
+		read -r PORT LPID < <(sed -n "s|.*pprof endpoint on http://[0-9.]*:\([0-9]*\)/debug/pprof/ (pid \([0-9]*\)).*|\1 \2|p" \
 			"$WORK/$name.err" | head -1)
 		[ -n "$PORT" ] && break
 		grep -q "without the pprof endpoint\|pprof endpoint is off" "$WORK/$name.err" && break
@@ -140,6 +140,20 @@ cat "$WORK/bad.err" | sed 's/^/    /'
 check "bad address: one warning naming the variable, the value and the outcome" \
 	bash -c "[ \$(wc -l <'$WORK/bad.err') = 1 ] && grep -q 'LIBPROF_PPROF_LISTEN=\"example.com:80\".*the pprof endpoint is off' '$WORK/bad.err'"
 check "bad address: the program's output is unchanged" grep -qx hello "$WORK/bad.out"
+
+# ---- profiles that are off; a non-loopback address named explicitly ----------------------
+start off LIBPROF_PPROF_LISTEN=0.0.0.0:0 LIBPROF_HEAP_RATE=0 LIBPROF_CPU_HZ=0 -- \
+	"$PROGS/pull_target" busy "$WORK/stop.off"
+PORT=$(sed -n 's|.*pprof endpoint on http://0.0.0.0:\([0-9]*\)/.*|\1|p' "$WORK/off.err" | head -1)
+check "0.0.0.0 named explicitly: served, with a warning that no token is set" \
+	bash -c "[ -n '$PORT' ] && grep -q 'not only on this machine, and LIBPROF_PPROF_TOKEN is not set' '$WORK/off.err'"
+check "heap profiling off: /heap is 404 saying so" \
+	bash -c "[ \"\$(curl -s -m 10 -o '$WORK/body' -w '%{http_code}' http://127.0.0.1:$PORT/debug/pprof/heap)\" = 404 ] &&
+		 grep -q LIBPROF_HEAP_RATE=0 '$WORK/body'"
+check "CPU profiling off: /profile is 404 saying so" \
+	bash -c "[ \"\$(curl -s -m 10 -o '$WORK/body' -w '%{http_code}' http://127.0.0.1:$PORT/debug/pprof/profile)\" = 404 ] &&
+		 grep -q LIBPROF_CPU_HZ=0 '$WORK/body'"
+stop off "$PID"
 
 # ---- a program that closes every descriptor ---------------------------------------------
 start closer LIBPROF_PPROF_LISTEN=127.0.0.1:0 -- "$PROGS/pull_target" closeall "$WORK/stop.closer"
