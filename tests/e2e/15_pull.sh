@@ -130,7 +130,15 @@ tok_port=$PORT tok_pid=$PID
 start clash LIBPROF_PPROF_LISTEN=127.0.0.1:$tok_port -- "$PROGS/pull_target" busy "$WORK/stop.clash"
 sleep 0.5
 stop clash "$PID"
+OUT=$WORK/cut.pb.gz status -H 'Authorization: Bearer s3cret-token' \
+	"http://127.0.0.1:$tok_port/debug/pprof/profile?seconds=60" >"$WORK/cut.code" &
+cut=$!
+sleep 1
 stop tok "$tok_pid"
+wait $cut
+check "a program exiting during a pull answers it with what there is" \
+	bash -c "[ \$(cat '$WORK/cut.code') = 200 ] &&
+		 go tool pprof -raw '$WORK/cut.pb.gz' 2>/dev/null | grep -q 'cut short: the program is exiting'"
 grep "pprof" "$WORK/clash.err" | head -2 | sed 's/^/    /'
 check "port in use: one warning naming the variable and address" \
 	bash -c "[ \$(grep -c 'LIBPROF_PPROF_LISTEN=127.0.0.1:$tok_port: cannot listen (Address already in use); running without' '$WORK/clash.err') = 1 ]"
