@@ -14,6 +14,10 @@ test="libcmocka-dev golang-go protobuf-compiler python3 sqlite3 gzip coreutils g
 build="$build xxd"
 command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1 || build="$build nodejs npm"
 test="$test chromium"
+# test: tests/e2e/40_nginx.sh runs Debian's nginx (its own instance, on a free
+# loopback port). Where systemd runs, installing the package also starts
+# Debian's nginx service on port 80; `systemctl disable --now nginx` stops it.
+test="$test nginx"
 bench="google-perftools libgoogle-perftools-dev heaptrack time zstd wrk"
 
 case "${1:-build}" in
