@@ -173,6 +173,9 @@ static uint64_t location_id(struct builder *b, uint64_t addr, const struct lp_ma
 	if (m >= 0)
 		l->mapping_id = (uint64_t)m + 1;
 	const struct lp_symbol *s = sym ? lp_sym_lookup(sym, addr) : NULL;
+	if (m >= 0 && sym)  /* looked up: a reader has nothing more to try (pprof would
+			     * otherwise POST the addresses to /debug/pprof/symbol) */
+		b->maps[m].has_functions = 1;
 	if (s && s->n > 0) {
 		l->line = &b->line_ptrs[b->n_lines];
 		for (int k = 0; k < s->n; k++) {
@@ -185,7 +188,6 @@ static uint64_t location_id(struct builder *b, uint64_t addr, const struct lp_ma
 		}
 		if (m >= 0) {
 			Mapping *mp = &b->maps[m];
-			mp->has_functions = 1;
 			mp->has_filenames |= s->frames[s->n - 1].file != NULL;
 			mp->has_line_numbers |= s->frames[s->n - 1].line > 0;
 			mp->has_inline_frames |= s->n > 1;

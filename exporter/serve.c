@@ -271,11 +271,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	}
 	if (*con_cls != &seen)
 		return send_answer(c, *con_cls);
-	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+	int symbol = strcmp(url, "/debug/pprof/symbol") == 0;
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
+	    !(symbol && strcmp(method, "POST") == 0))
 		return send_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET is served\n");
 	if (!authorized(c))
 		return send_text(c, MHD_HTTP_UNAUTHORIZED, "LIBPROF_PPROF_TOKEN is set: send "
 				 "Authorization: Bearer <token>\n");
+	/* Go's symbol service: profiles come symbolized, so a reader asking for
+	 * more gets the count line and no further name. */
+	if (symbol)
+		return send_text(c, MHD_HTTP_OK, strcmp(method, "POST") == 0 ? "" : "num_symbols: 1\n");
 	if (strcmp(url, "/debug/pprof/") == 0 || strcmp(url, "/debug/pprof") == 0)
 		return send_index(c);
 	enum lp_pull_kind kind;

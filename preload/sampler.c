@@ -158,6 +158,27 @@ static pid_t my_tid(void)
 	return (pid_t)syscall(SYS_gettid);
 }
 
+/*
+ * A thread's first sample comes after a uniformly random part of one period
+ * of its CPU time, not a whole one: otherwise a thread that uses less than a
+ * period in its life (thread-per-request servers) would never be sampled,
+ * and every thread would lose its last partial period on average. With a
+ * uniform start, each thread's expected sample count is its CPU time over
+ * the period. (The kernel still checks only at its tick, while the thread
+ * runs: a thread that ends within a tick of its expiry is missed.)
+ */
+static struct timespec first_expiry(pid_t tid)
+{
+	uint64_t x = lp_now_ns(CLOCK_MONOTONIC) ^ ((uint64_t)(uint32_t)tid << 32);
+	x += 0x9E3779B97F4A7C15ull;                        /* splitmix64 */
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+	x ^= x >> 31;
+	uint64_t ns = 1 + x % (uint64_t)lp.period_ns;
+	struct timespec ts = { (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) };
+	return ts;
+}
+
 void lp_sampler_thread_start(void)
 {
 	if (!atomic_load(&lp.cpu_active) || lp_self.timer_slot >= 0)
@@ -181,7 +202,7 @@ void lp_sampler_thread_start(void)
 			struct itimerspec its;
 			its.it_interval.tv_sec = lp.period_ns / 1000000000;
 			its.it_interval.tv_nsec = lp.period_ns % 1000000000;
-			its.it_value = its.it_interval;
+			its.it_value = first_expiry(sev._sigev_un._tid);
 			lp_self.timer_slot = (int)slot;
 			timer_tid[slot] = sev._sigev_un._tid;
 			timer_settime(timer, 0, &its, NULL);

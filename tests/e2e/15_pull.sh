@@ -106,6 +106,20 @@ say "samples in the continuous files: $files_total, in the pulled 3 s window: $s
 check "the continuous files did not lose what the pulls saw" \
 	awk -v a="$files_total" -v b="$s3" 'BEGIN { exit !(a >= b) }'
 
+# ---- a stripped program (Debian's python3): go tool pprof reads it from the URL ------------
+py=/usr/bin/python3
+start py LIBPROF_PPROF_LISTEN=127.0.0.1:0 -- "$py" -c '
+import os, time
+while not os.path.exists("'"$WORK/stop.py"'"):
+    sum(i * i for i in range(200000))'
+go tool pprof -top "http://127.0.0.1:$PORT/debug/pprof/profile?seconds=1" >"$WORK/py.top" 2>&1
+check "stripped program: go tool pprof reads the pulled profile (no symbol lookup fails)" \
+	grep -q "Total samples" "$WORK/py.top"
+check "Go's symbol service answers (POST 200, GET num_symbols)" \
+	bash -c "[ \"\$(curl -s -m 10 -o /dev/null -w '%{http_code}' -X POST -d 0x1000 http://127.0.0.1:$PORT/debug/pprof/symbol)\" = 200 ] &&
+		 curl -s -m 10 http://127.0.0.1:$PORT/debug/pprof/symbol | grep -q '^num_symbols: 1'"
+stop py "$PID"
+
 # ---- not asked: nothing loaded, no socket ---------------------------------------------------
 start plain -- "$PROGS/pull_target" busy "$WORK/stop.plain"
 sleep 0.5

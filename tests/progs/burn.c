@@ -11,6 +11,7 @@
  *   burn execd MS         execd_work MS ms
  *   burn forkloop N       N forks (each child burns 2 ms) while two threads burn
  *   burn deep D MS        deep_recurse D levels deep, then MS ms at the bottom
+ *   burn short N MS       N threads one after another, each short_work for MS ms
  *   burn churn N          N short threads one after another, then prints how
  *                         many POSIX timers the process still has
  * Prints one line with the mode on success.
@@ -51,6 +52,13 @@ static void child_work(double ms) { spin(ms); }
 static void parent_work(double ms) { spin(ms); }
 static void before_exec(double ms) { spin(ms); }
 static void execd_work(double ms) { spin(ms); }
+static void short_work(double ms) { spin(ms); }
+
+static void *short_worker(void *arg)
+{
+	short_work(*(double *)arg);
+	return NULL;
+}
 
 static void *thread_burn(void *arg)
 {
@@ -185,6 +193,9 @@ int main(int argc, char **argv)
 		fork_loop(atoi(argv[2]));
 	} else if (!strcmp(mode, "deep") && argc > 3) {
 		deep_recurse(atoi(argv[2]), atof(argv[3]));
+	} else if (!strcmp(mode, "short") && argc > 3) {
+		for (int i = 0; i < atoi(argv[2]); i++)
+			run_threads(1, atof(argv[3]), short_worker);
 	} else if (!strcmp(mode, "churn")) {
 		for (int i = 0; i < atoi(argv[2]); i++)
 			run_threads(1, 0.2, short_thread);
