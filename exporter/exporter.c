@@ -344,6 +344,7 @@ static void *exporter_main(void *arg)
 	(void)arg;
 	const struct lp_pull_src pull_src = { ex.heap, &ex.maps, ex.sym, refresh_maps };
 	lp_guard_enter();
+	lp_self.fd_keeper = 1;      /* libcurl's sockets are libprof's (preload/fds.c) */
 	pthread_setname_np(pthread_self(), "libprof");
 	uint64_t next_end = ex.interval_start_mono + (uint64_t)lp.cfg.opt_interval_ns;
 	for (;;) {

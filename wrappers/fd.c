@@ -4,7 +4,8 @@
  * preload/fds.c). The range is closed around them, so the program sees its
  * own descriptors closed, as it asked, and libprof's endpoint keeps serving.
  * (close, dup2 and dup3 check the same bitmap in socket.c.) Descriptors the
- * endpoint's thread creates (eventfd and epoll_create1 here; socket, accept in socket.c) are
+ * endpoint's thread creates (eventfd, epoll_create1, socketpair here; socket, accept in socket.c), and
+ * so are the exporter thread's (libcurl's connections and wake-up pair). are
  * adopted as libprof's.
  */
 #include "internal.h"
@@ -13,6 +14,7 @@
 #include <errno.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static struct {
@@ -20,6 +22,7 @@ static struct {
 	void (*closefrom)(int);
 	int (*eventfd)(unsigned, int);
 	int (*epoll_create1)(int);
+	int (*socketpair)(int, int, int, int[2]);
 } real;
 
 /* close_range over [first, last] minus libprof's descriptors. */
@@ -104,8 +107,26 @@ LP_EXPORT int epoll_create1(int flags)
 	return fd;
 }
 
+/* ... and libcurl's wake-up pair, made on the exporter thread. */
+LP_EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
+{
+	if (__builtin_expect(!real.socketpair, 0))
+		lp_fd_wrappers_init();
+	if (__builtin_expect(!lp_self.fd_keeper, 1))
+		return real.socketpair(domain, type, protocol, sv);
+	lp_fd_create_begin();
+	int rc = real.socketpair(domain, type, protocol, sv);
+	if (rc == 0) {
+		sv[0] = lp_fd_adopt(sv[0]);
+		sv[1] = lp_fd_adopt(sv[1]);
+	}
+	lp_fd_create_end();
+	return rc;
+}
+
 void lp_fd_wrappers_init(void)
 {
+	real.socketpair = (int (*)(int, int, int, int[2]))lp_resolve("socketpair");
 	real.epoll_create1 = (int (*)(int))lp_resolve("epoll_create1");
 	real.eventfd = (int (*)(unsigned, int))lp_resolve("eventfd");
 	real.close_range = (int (*)(unsigned, unsigned, int))lp_resolve("close_range");

@@ -36,6 +36,23 @@ for proto in pyroscope otlp; do
 	check "$proto: the merged profile shows the hot function" has "$WORK/$proto.top" ' spin$'
 	check "$proto: and its caller burn_a" has "$WORK/$proto.top" ' burn_a$'
 done
+# --- a program that closes every descriptor while libprof streams ------------------
+out=$WORK/out-sweep
+lp "$out" LIBPROF_LOG=debug LIBPROF_INTERVAL=0.5 OTEL_SERVICE_NAME=sweep LIBPROF_ENDPOINT="$URL" \
+	-- "$PROGS/pull_target" latesweep "$WORK/stop.sweep" >"$WORK/sweep.stdout" 2>"$WORK/sweep.err" &
+sweeper=$!
+for _ in $(seq 100); do grep -q "first fd" "$WORK/sweep.stdout" && break; sleep 0.1; done
+sleep 1.5
+touch "$WORK/stop.sweep"
+wait $sweeper
+n=$(produced "$WORK/sweep.err")
+d=$(grep -c 'upload: delivered' "$WORK/sweep.err")
+say "sweep: $n profiles produced, $d delivered, $(spooled "$out") spooled"
+check "sweep: the program swept its descriptors mid-run and still got fd 3" \
+	grep -qx "first fd 3" "$WORK/sweep.stdout"
+check "sweep: every profile was delivered, before and after the sweep" \
+	bash -c "[ '$n' -ge 4 ] && [ '$d' = '$n' ] && [ '$(spooled "$out")' = 0 ]"
+
 sqlite3 "$WORK/db" "select service, labels from profiles group by service" >"$WORK/labels"
 sed 's/^/    /' "$WORK/labels"
 check "pyroscope: the resource attributes arrive as labels" \

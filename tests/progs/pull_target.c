@@ -7,6 +7,8 @@
  *   pull_target closeall STOP_FILE   first closes every descriptor above 2 the
  *       ways daemons do (each number listed in /proc/self/fd, close_range,
  *       closefrom), then prints "first fd N" for its next open() (3 expected)
+ *   pull_target latesweep STOP_FILE  the same sweep after 1.5 s of work, while
+ *       libprof's threads are busy (its uploads, if it streams)
  *   pull_target fork STOP_FILE PIDS_FILE   forks 2 workers doing the same work
  *       (their pids written to PIDS_FILE), the parent waits for them
  * Prints "done" at the end.
@@ -84,15 +86,23 @@ static void *contender(void *arg)
 	return NULL;
 }
 
+static void close_everything(void);
+static int late_sweep;
+
 static void work(void)
 {
 	pthread_t t[3];
 	pthread_create(&t[0], NULL, allocator, NULL);
 	pthread_create(&t[1], NULL, contender, NULL);
 	pthread_create(&t[2], NULL, contender, NULL);
-	double end = now_s() + 60;
-	while (now_s() < end && access(stop_file, F_OK) != 0)
+	double start = now_s(), end = start + 60;
+	while (now_s() < end && access(stop_file, F_OK) != 0) {
 		hot_loop();
+		if (late_sweep && now_s() > start + 1.5) {
+			late_sweep = 0;
+			close_everything();
+		}
+	}
 	stop = 1;
 	for (int i = 0; i < 3; i++)
 		pthread_join(t[i], NULL);
@@ -127,6 +137,7 @@ int main(int argc, char **argv)
 	stop_file = argv[2];
 	if (strcmp(argv[1], "closeall") == 0)
 		close_everything();
+	late_sweep = strcmp(argv[1], "latesweep") == 0;
 	if (strcmp(argv[1], "fork") == 0 && argc > 3) {
 		FILE *f = fopen(argv[3], "w");
 		pid_t pids[2];
