@@ -69,6 +69,7 @@ int lp_heap_init(void)
 	live.mask = n_slots - 1;
 	live.max = (size_t)lp.cfg.opt_heap_max_live;
 	lp_heap_on = 1;
+	lp_self.heap_countdown = 0;     /* parked by allocations made before this */
 	return 0;
 }
 
@@ -89,8 +90,19 @@ static int64_t draw_countdown(void)
 	return d < 1 ? 1 : d > 4e18 ? (int64_t)4e18 : (int64_t)d;
 }
 
+/* Where a thread's countdown is parked while heap sampling is off: for good
+ * once libprof is set up; until then, it asks again after PARK_UNSET bytes. */
+#define PARK_OFF INT64_MAX
+#define PARK_UNSET 65536
+
 int lp_heap_countdown_slow(size_t size)
 {
+	if (!lp_heap_on) {
+		lp_self.heap_countdown =
+			atomic_load_explicit(&lp.initialized, memory_order_relaxed) ? PARK_OFF
+										     : PARK_UNSET;
+		return 0;
+	}
 	if (!lp_self.heap_rng) {
 		/* First allocation of this thread: seed, draw, and see whether this
 		 * allocation already reaches the first sample point. */
@@ -98,8 +110,8 @@ int lp_heap_countdown_slow(size_t size)
 				   lp_now_ns(CLOCK_MONOTONIC);
 		if (!lp_self.heap_rng)
 			lp_self.heap_rng = 1;
-		lp_self.heap_countdown = draw_countdown() - (int64_t)size;
-		if (lp_self.heap_countdown > 0)
+		lp_self.heap_countdown = draw_countdown();
+		if (lp_heap_skip(size))
 			return 0;
 	}
 	lp_self.heap_countdown = draw_countdown();

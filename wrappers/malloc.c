@@ -54,9 +54,9 @@ static void *pool_alloc(size_t size)
 	return pool + at + 16;      /* static storage is zeroed: calloc holds */
 }
 
-static int in_pool(const void *p)
+static inline int in_pool(const void *p)
 {
-	return (const unsigned char *)p >= pool && (const unsigned char *)p < pool + POOL_BYTES;
+	return (uintptr_t)p - (uintptr_t)pool < POOL_BYTES;
 }
 
 static size_t pool_size(const void *p)
@@ -105,47 +105,84 @@ static int resolve(void)
 	return real.malloc != NULL;
 }
 
-static inline void sample(void *p, size_t size)
+/* The program's errno survives recording. */
+static void record(void *p, size_t size)
 {
-	if (__builtin_expect(lp_heap_on, 1) && p && lp_heap_should_sample(size)) {
-		int saved = errno;
-		lp_heap_record(p, size);
-		errno = saved;
-	}
+	int saved = errno;
+	lp_heap_record(p, size);
+	errno = saved;
 }
 
-LP_EXPORT void *malloc(size_t size)
+static inline void sample(void *p, size_t size)
 {
-	if (__builtin_expect(!real.malloc, 0) && !resolve())
+	if (p && lp_heap_should_sample(size))
+		record(p, size);
+}
+
+/* Bootstrap, and the allocation that reaches the thread's sample point. */
+static __attribute__((noinline)) void *malloc_slow(size_t size)
+{
+	if (!real.malloc && !resolve())
 		return pool_alloc(size);
+	int sampled = lp_heap_should_sample(size);
 	void *p = real.malloc(size);
-	sample(p, size);
+	if (sampled && p)
+		record(p, size);
 	return p;
 }
 
-LP_EXPORT void free(void *p)
+/* Sampling is decided before allocating, so the common case is a countdown
+ * step and a tail call: no frame, errno and the result the allocator's own. */
+LP_EXPORT void *malloc(size_t size)
 {
-	if (!p || __builtin_expect(in_pool(p), 0))
+	if (__builtin_expect(real.malloc != NULL, 1) && lp_heap_skip(size))
+		return real.malloc(size);
+	return malloc_slow(size);
+}
+
+/* A block of the pool, one that may have been sampled, or no originals yet. */
+static __attribute__((noinline)) void free_slow(void *p)
+{
+	if (!p || in_pool(p))
 		return;
 	lp_heap_forget(p);
-	if (__builtin_expect(!real.free, 0) && !resolve())
+	if (!real.free && !resolve())
 		return;             /* cannot happen: p came from a resolved allocator */
 	real.free(p);
 }
 
-LP_EXPORT void *calloc(size_t n, size_t size)
+/* The common case is one filter load, a range check and a tail call. */
+LP_EXPORT void free(void *p)
 {
-	if (__builtin_expect(!real.malloc, 0) && !resolve()) {
+	if (__builtin_expect(!lp_heap_maybe_sampled(p) && !in_pool(p) && real.free != NULL, 1))
+		return real.free(p);
+	free_slow(p);
+}
+
+static __attribute__((noinline)) void *calloc_slow(size_t n, size_t size)
+{
+	if (!real.malloc && !resolve()) {
 		if (size && n > SIZE_MAX / size) {
 			errno = ENOMEM;
 			return NULL;
 		}
 		return pool_alloc(n * size);
 	}
+	size_t bytes;
+	int sampled = !__builtin_mul_overflow(n, size, &bytes) && lp_heap_should_sample(bytes);
 	void *p = real.calloc(n, size);
-	if (p)
-		sample(p, n * size);
+	if (sampled && p)
+		record(p, bytes);
 	return p;
+}
+
+LP_EXPORT void *calloc(size_t n, size_t size)
+{
+	size_t bytes;
+	if (__builtin_expect(real.malloc != NULL && !__builtin_mul_overflow(n, size, &bytes), 1) &&
+	    lp_heap_skip(bytes))
+		return real.calloc(n, size);
+	return calloc_slow(n, size);
 }
 
 static void *realloc_from_pool(void *old, size_t size)
@@ -157,18 +194,29 @@ static void *realloc_from_pool(void *old, size_t size)
 	return p;
 }
 
-LP_EXPORT void *realloc(void *old, size_t size)
+static __attribute__((noinline)) void *realloc_slow(void *old, size_t size)
 {
 	if (old && in_pool(old))
 		return realloc_from_pool(old, size);
-	if (__builtin_expect(!real.malloc, 0) && !resolve())
+	if (!real.malloc && !resolve())
 		return old ? NULL : pool_alloc(size);
 	if (old)
 		lp_heap_forget(old);  /* before: once moved, the address may be reused */
+	int sampled = size && lp_heap_should_sample(size);
 	void *p = real.realloc(old, size);
-	if (size)
-		sample(p, size);
+	if (sampled && p)
+		record(p, size);
 	return p;
+}
+
+/* As malloc and free: realloc(p, 0) and whatever needs more than a countdown
+ * step and a filter load takes the slow path. */
+LP_EXPORT void *realloc(void *old, size_t size)
+{
+	if (__builtin_expect(real.malloc != NULL && size && !lp_heap_maybe_sampled(old) &&
+			     !in_pool(old), 1) && lp_heap_skip(size))
+		return real.realloc(old, size);
+	return realloc_slow(old, size);
 }
 
 LP_EXPORT void *reallocarray(void *old, size_t n, size_t size)

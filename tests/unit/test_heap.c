@@ -1,9 +1,9 @@
 /*
  * Unit tests of heap sampling: the recording side's live-block table and its
  * filter (preload/heap.c: insertions, removals in any order with colliding
- * addresses, the cap and its drop counter), the Poisson countdown's mean, and
- * the exporter side (exporter/heapprof.c: unbiased weights, alloc vs inuse,
- * pruning of freed blocks).
+ * addresses, the cap and its drop counter), the Poisson countdown's mean and
+ * edges, and the exporter side (exporter/heapprof.c: unbiased weights, alloc
+ * vs inuse, pruning of freed blocks).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -128,6 +128,40 @@ static void test_countdown_mean(void **state)
 		fail_msg("%ld samples, expected 1024 +- 12%%", samples);
 }
 
+/* The allocation that reaches the sample point is sampled, one that falls a
+ * byte short is not; with heap sampling off the countdown is parked: for good
+ * once libprof is set up, for a while before. */
+static void test_countdown_edges(void **state)
+{
+	(void)state;
+	lp_self.heap_countdown = 100;
+	int a = lp_heap_should_sample(99);
+	int64_t left = lp_self.heap_countdown;
+	int b = lp_heap_should_sample(1);
+	int64_t redrawn = lp_self.heap_countdown;
+	expect_eq(a, 0);
+	expect_eq(left, 1);
+	expect_eq(b, 1);
+	if (redrawn <= 0)
+		fail_msg("countdown after a sample: %lld, expected > 0", (long long)redrawn);
+
+	lp_heap_on = 0;
+	lp_self.heap_countdown = 0;
+	int off = lp_heap_should_sample(64);
+	int64_t parked = lp_self.heap_countdown;
+	atomic_store(&lp.initialized, 0);
+	lp_self.heap_countdown = 0;
+	int early = lp_heap_should_sample(64);
+	int64_t parked_early = lp_self.heap_countdown;
+	atomic_store(&lp.initialized, 1);
+	lp_heap_on = 1;
+	lp_self.heap_countdown = INT64_MAX;
+	expect_eq(off, 0);
+	expect_eq(parked, INT64_MAX);
+	expect_eq(early, 0);
+	expect_eq(parked_early, 65536);
+}
+
 static struct lp_sample *alloc_sample(uint64_t addr, uint64_t size, uint64_t seq, uint64_t pc)
 {
 	static uint64_t buf[64];
@@ -244,6 +278,7 @@ int main(void)
 		cmocka_unit_test_setup(test_live_insert_and_forget, setup),
 		cmocka_unit_test_setup(test_live_cap, setup),
 		cmocka_unit_test_setup(test_countdown_mean, setup),
+		cmocka_unit_test_setup(test_countdown_edges, setup),
 		cmocka_unit_test(test_heapprof_weights),
 		cmocka_unit_test(test_heapprof_fills),
 	};
