@@ -248,9 +248,12 @@ void lp_thread_learn_stack(void);
 
 /* Set once at load: heap sampling is on. Read by the countdown's slow path. */
 extern int lp_heap_on __attribute__((visibility("hidden")));
-/* Counting filter over sampled live addresses: 0 means "never sampled". */
+/* Filter over sampled live addresses, one bit per slot (a hash of the
+ * address): 0 means "never sampled". 8 KiB, so that free() finds it in cache;
+ * heap.c counts the blocks of each slot. */
 #define LP_HEAP_FILTER_BITS 16
-extern uint8_t lp_heap_filter[1 << LP_HEAP_FILTER_BITS] __attribute__((visibility("hidden")));
+#define LP_HEAP_FILTER_SLOTS (1 << LP_HEAP_FILTER_BITS)
+extern uint64_t lp_heap_filter[LP_HEAP_FILTER_SLOTS / 64] __attribute__((visibility("hidden")));
 
 static inline size_t lp_heap_filter_slot(const void *p)
 {
@@ -290,7 +293,8 @@ void lp_heap_record(void *p, size_t size);
  * inline); otherwise lp_heap_forget_slow finds and forgets it. */
 static inline int lp_heap_maybe_sampled(const void *p)
 {
-	return lp_heap_filter[lp_heap_filter_slot(p)] != 0;
+	size_t slot = lp_heap_filter_slot(p);
+	return (lp_heap_filter[slot / 64] >> (slot % 64)) & 1;
 }
 void lp_heap_forget_slow(void *p);
 static inline void lp_heap_forget(void *p)
