@@ -204,11 +204,12 @@ int lp_heap_is_live(uint64_t addr, uint64_t seq)
 	return found;
 }
 
-void lp_heap_record(void *p, size_t size)
+void *lp_heap_record(void *p, size_t size)
 {
 	if (!p || lp_self.guard || !atomic_load_explicit(&lp.initialized, memory_order_relaxed) ||
 	    atomic_load_explicit(&lp.stopping, memory_order_relaxed))
-		return;
+		return p;
+	int saved = errno;
 	lp_guard_enter();
 	uint64_t seq = live_insert((uintptr_t)p);
 	if (!seq) {
@@ -232,6 +233,8 @@ void lp_heap_record(void *p, size_t size)
 	lp_ring_commit(s);
 out:
 	lp_guard_exit();
+	errno = saved;
+	return p;
 }
 
 void lp_heap_after_fork(void)

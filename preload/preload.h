@@ -286,9 +286,10 @@ static inline int lp_heap_should_sample(size_t size)
 {
 	return !lp_heap_skip(size) && lp_heap_countdown_slow(size);
 }
-/* Records the sampled block p of size bytes (stack, live table). May change
- * errno: callers keep the program's. */
-void lp_heap_record(void *p, size_t size);
+/* Records the sampled block p of size bytes (stack, live table) and returns
+ * p, errno unchanged: wrappers end with it as a tail call, so that the stack
+ * walk has one frame of libprof's fewer to step through. */
+void *lp_heap_record(void *p, size_t size);
 /* p is being freed: 0 when it was certainly never sampled (one filter load,
  * inline); otherwise lp_heap_forget_slow finds and forgets it. */
 static inline int lp_heap_maybe_sampled(const void *p)

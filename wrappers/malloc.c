@@ -105,18 +105,9 @@ static int resolve(void)
 	return real.malloc != NULL;
 }
 
-/* The program's errno survives recording. */
-static void record(void *p, size_t size)
+static inline void *sample(void *p, size_t size)
 {
-	int saved = errno;
-	lp_heap_record(p, size);
-	errno = saved;
-}
-
-static inline void sample(void *p, size_t size)
-{
-	if (p && lp_heap_should_sample(size))
-		record(p, size);
+	return p && lp_heap_should_sample(size) ? lp_heap_record(p, size) : p;
 }
 
 /* Bootstrap, and the allocation that reaches the thread's sample point. */
@@ -126,9 +117,7 @@ static __attribute__((noinline)) void *malloc_slow(size_t size)
 		return pool_alloc(size);
 	int sampled = lp_heap_should_sample(size);
 	void *p = real.malloc(size);
-	if (sampled && p)
-		record(p, size);
-	return p;
+	return sampled && p ? lp_heap_record(p, size) : p;
 }
 
 /* Sampling is decided before allocating, so the common case is a countdown
@@ -171,9 +160,7 @@ static __attribute__((noinline)) void *calloc_slow(size_t n, size_t size)
 	size_t bytes;
 	int sampled = !__builtin_mul_overflow(n, size, &bytes) && lp_heap_should_sample(bytes);
 	void *p = real.calloc(n, size);
-	if (sampled && p)
-		record(p, bytes);
-	return p;
+	return sampled && p ? lp_heap_record(p, bytes) : p;
 }
 
 LP_EXPORT void *calloc(size_t n, size_t size)
@@ -204,9 +191,7 @@ static __attribute__((noinline)) void *realloc_slow(void *old, size_t size)
 		lp_heap_forget(old);  /* before: once moved, the address may be reused */
 	int sampled = size && lp_heap_should_sample(size);
 	void *p = real.realloc(old, size);
-	if (sampled && p)
-		record(p, size);
-	return p;
+	return sampled && p ? lp_heap_record(p, size) : p;
 }
 
 /* As malloc and free: realloc(p, 0) and whatever needs more than a countdown
@@ -230,9 +215,7 @@ LP_EXPORT void *reallocarray(void *old, size_t n, size_t size)
 	if (old)
 		lp_heap_forget(old);
 	void *p = real.reallocarray(old, n, size);
-	if (n && size)
-		sample(p, n * size);
-	return p;
+	return n && size ? sample(p, n * size) : p;
 }
 
 LP_EXPORT int posix_memalign(void **out, size_t align, size_t size)
@@ -241,7 +224,7 @@ LP_EXPORT int posix_memalign(void **out, size_t align, size_t size)
 		return ENOMEM;
 	int rc = real.posix_memalign(out, align, size);
 	if (rc == 0)
-		sample(*out, size);
+		sample(*out, size);     /* errno is kept: rc is the result */
 	return rc;
 }
 
@@ -263,8 +246,7 @@ LP_EXPORT void *aligned_alloc(size_t align, size_t size)
 		return NULL;
 	void *p = real.aligned_alloc ? real.aligned_alloc(align, size)
 				     : via_posix_memalign(align, size);
-	sample(p, size);
-	return p;
+	return sample(p, size);
 }
 
 LP_EXPORT void *memalign(size_t align, size_t size)
@@ -272,8 +254,7 @@ LP_EXPORT void *memalign(size_t align, size_t size)
 	if (__builtin_expect(!real.malloc, 0) && !resolve())
 		return NULL;
 	void *p = real.memalign ? real.memalign(align, size) : via_posix_memalign(align, size);
-	sample(p, size);
-	return p;
+	return sample(p, size);
 }
 
 LP_EXPORT void *valloc(size_t size)
@@ -282,8 +263,7 @@ LP_EXPORT void *valloc(size_t size)
 		return NULL;
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	void *p = real.valloc ? real.valloc(size) : via_posix_memalign(page, size);
-	sample(p, size);
-	return p;
+	return sample(p, size);
 }
 
 LP_EXPORT void *pvalloc(size_t size)
@@ -293,8 +273,7 @@ LP_EXPORT void *pvalloc(size_t size)
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	size_t rounded = (size + page - 1) & ~(page - 1);
 	void *p = real.pvalloc ? real.pvalloc(size) : via_posix_memalign(page, rounded ? rounded : page);
-	sample(p, rounded);
-	return p;
+	return sample(p, rounded);
 }
 
 void lp_malloc_wrappers_init(void)
