@@ -224,7 +224,7 @@ LP_EXPORT int posix_memalign(void **out, size_t align, size_t size)
 		return ENOMEM;
 	int rc = real.posix_memalign(out, align, size);
 	if (rc == 0)
-		sample(*out, size);     /* errno is kept: rc is the result */
+		sample(*out, size);
 	return rc;
 }
 
