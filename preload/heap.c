@@ -6,10 +6,11 @@
  * lp_heap_is_live. docs/ARCHITECTURE.md has the sampling maths.
  *
  * free() of a block that was never sampled must cost next to nothing: a
- * counting filter (one byte per hash bucket of addresses) says "never sampled"
- * with one load and no lock. Only when the bucket is non-zero is the table
+ * counting filter (a count per hash bucket of addresses, and a bitmap of the
+ * non-zero buckets small enough to stay in cache) says "never sampled" with
+ * one load and no lock. Only when the bucket's bit is set is the table
  * probed, under `live_lock`, a leaf spinlock held for a few probes and nothing
- * else. The thread's reentrancy guard is held while it is, so a free() that a
+ * else; the counts and the bitmap are written under it too. The thread's reentrancy guard is held while it is, so a free() that a
  * signal handler makes on this thread cannot spin on it.
  */
 #include "preload.h"
@@ -24,7 +25,10 @@
 #include <unistd.h>
 
 int lp_heap_on;
-uint8_t lp_heap_filter[1 << LP_HEAP_FILTER_BITS];   /* zero pages until used */
+uint64_t lp_heap_filter[LP_HEAP_FILTER_SLOTS / 64];
+/* How many live blocks each filter slot holds; its bit is set while non-zero.
+ * Written under live_lock only. Zero pages until used. */
+static uint8_t filter_count[LP_HEAP_FILTER_SLOTS];
 
 struct live {
 	uintptr_t addr;             /* 0 = empty */
@@ -54,6 +58,18 @@ static size_t slot_of(uintptr_t addr)
 	return (size_t)((addr * 0x9E3779B97F4A7C15ull) >> 17) & live.mask;
 }
 
+static void filter_add(size_t f)
+{
+	if (filter_count[f]++ == 0)
+		lp_heap_filter[f / 64] |= (uint64_t)1 << (f % 64);
+}
+
+static void filter_remove(size_t f)
+{
+	if (--filter_count[f] == 0)
+		lp_heap_filter[f / 64] &= ~((uint64_t)1 << (f % 64));
+}
+
 int lp_heap_init(void)
 {
 	if (lp.cfg.opt_heap_rate <= 0)
@@ -69,6 +85,7 @@ int lp_heap_init(void)
 	live.mask = n_slots - 1;
 	live.max = (size_t)lp.cfg.opt_heap_max_live;
 	lp_heap_on = 1;
+	lp_self.heap_countdown = 0;     /* parked by allocations made before this */
 	return 0;
 }
 
@@ -89,8 +106,19 @@ static int64_t draw_countdown(void)
 	return d < 1 ? 1 : d > 4e18 ? (int64_t)4e18 : (int64_t)d;
 }
 
+/* Where a thread's countdown is parked while heap sampling is off: for good
+ * once libprof is set up; until then, it asks again after PARK_UNSET bytes. */
+#define PARK_OFF INT64_MAX
+#define PARK_UNSET 65536
+
 int lp_heap_countdown_slow(size_t size)
 {
+	if (!lp_heap_on) {
+		lp_self.heap_countdown =
+			atomic_load_explicit(&lp.initialized, memory_order_relaxed) ? PARK_OFF
+										     : PARK_UNSET;
+		return 0;
+	}
 	if (!lp_self.heap_rng) {
 		/* First allocation of this thread: seed, draw, and see whether this
 		 * allocation already reaches the first sample point. */
@@ -98,8 +126,8 @@ int lp_heap_countdown_slow(size_t size)
 				   lp_now_ns(CLOCK_MONOTONIC);
 		if (!lp_self.heap_rng)
 			lp_self.heap_rng = 1;
-		lp_self.heap_countdown = draw_countdown() - (int64_t)size;
-		if (lp_self.heap_countdown > 0)
+		lp_self.heap_countdown = draw_countdown();
+		if (lp_heap_skip(size))
 			return 0;
 	}
 	lp_self.heap_countdown = draw_countdown();
@@ -112,13 +140,13 @@ static uint64_t live_insert(uintptr_t addr)
 	size_t f = lp_heap_filter_slot((void *)addr);
 	uint64_t seq = 0;
 	live_lock();
-	if (live.n < live.max && lp_heap_filter[f] < 255) {
+	if (live.n < live.max && filter_count[f] < 255) {
 		size_t i = slot_of(addr);
 		while (live.slots[i].addr && live.slots[i].addr != addr)
 			i = (i + 1) & live.mask;
 		if (!live.slots[i].addr) {
 			live.n++;
-			lp_heap_filter[f]++;
+			filter_add(f);
 		}
 		seq = atomic_fetch_add(&live.next_seq, 1) + 1;
 		live.slots[i].addr = addr;
@@ -132,7 +160,7 @@ static uint64_t live_insert(uintptr_t addr)
 static void live_remove_at(size_t i)
 {
 	size_t j = i;
-	lp_heap_filter[lp_heap_filter_slot((void *)live.slots[i].addr)]--;
+	filter_remove(lp_heap_filter_slot((void *)live.slots[i].addr));
 	live.slots[i].addr = 0;
 	live.n--;
 	for (;;) {
@@ -176,11 +204,12 @@ int lp_heap_is_live(uint64_t addr, uint64_t seq)
 	return found;
 }
 
-void lp_heap_record(void *p, size_t size)
+void *lp_heap_record(void *p, size_t size)
 {
 	if (!p || lp_self.guard || !atomic_load_explicit(&lp.initialized, memory_order_relaxed) ||
 	    atomic_load_explicit(&lp.stopping, memory_order_relaxed))
-		return;
+		return p;
+	int saved = errno;
 	lp_guard_enter();
 	uint64_t seq = live_insert((uintptr_t)p);
 	if (!seq) {
@@ -204,6 +233,8 @@ void lp_heap_record(void *p, size_t size)
 	lp_ring_commit(s);
 out:
 	lp_guard_exit();
+	errno = saved;
+	return p;
 }
 
 void lp_heap_after_fork(void)
@@ -214,6 +245,7 @@ void lp_heap_after_fork(void)
 	if (live.n) {               /* untouched pages stay untouched */
 		memset(live.slots, 0, (live.mask + 1) * sizeof(struct live));
 		memset(lp_heap_filter, 0, sizeof(lp_heap_filter));
+		memset(filter_count, 0, sizeof(filter_count));
 	}
 	live.n = 0;
 	lp_self.heap_rng = 0;

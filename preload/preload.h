@@ -221,7 +221,7 @@ struct lp_thread {
 	struct lp_labels labels;    /* trace context of the connection ctx_fd ... */
 	int ctx_fd;                 /* ... or -1: no context */
 	uint32_t ctx_gen;           /* ... while lp_fd_gen[ctx_fd] still equals this */
-	int64_t heap_countdown;     /* bytes until the next heap sample */
+	int64_t heap_countdown;     /* bytes to the next heap sample; 0 = ask heap.c */
 	uint64_t heap_rng;          /* xorshift state; 0 = countdown not drawn yet */
 	uint64_t mutex_rng;         /* xorshift state; 0 = not seeded yet */
 	int fd_keeper;              /* descriptors this thread creates are libprof's (fds.c) */
@@ -266,11 +266,14 @@ void lp_thread_learn_stack(void);
 
 /* ---- heap sampling (heap.c) --------------------------------------------- */
 
-/* Set once at load: heap sampling is on. Read by every malloc wrapper. */
-extern int lp_heap_on;
-/* Counting filter over sampled live addresses: 0 means "never sampled". */
+/* Set once at load: heap sampling is on. Read by the countdown's slow path. */
+extern int lp_heap_on __attribute__((visibility("hidden")));
+/* Filter over sampled live addresses, one bit per slot (a hash of the
+ * address): 0 means "never sampled". 8 KiB, so that free() finds it in cache;
+ * heap.c counts the blocks of each slot. */
 #define LP_HEAP_FILTER_BITS 16
-extern uint8_t lp_heap_filter[1 << LP_HEAP_FILTER_BITS];
+#define LP_HEAP_FILTER_SLOTS (1 << LP_HEAP_FILTER_BITS)
+extern uint64_t lp_heap_filter[LP_HEAP_FILTER_SLOTS / 64] __attribute__((visibility("hidden")));
 
 static inline size_t lp_heap_filter_slot(const void *p)
 {
@@ -279,22 +282,45 @@ static inline size_t lp_heap_filter_slot(const void *p)
 
 /* Sets up the live-block table and filter. 0 or a negative errno. */
 int lp_heap_init(void) LP_MUST_CHECK;
-/* An allocation of size bytes: 1 when it is to be sampled (Poisson, mean
- * LIBPROF_HEAP_RATE bytes). Inline fast path: one subtraction. */
+/*
+ * The sampling countdown (Poisson, mean LIBPROF_HEAP_RATE bytes): an
+ * allocation of size bytes is sampled when it reaches the thread's next sample
+ * point. lp_heap_skip is the common case, inline: when size falls short of the
+ * point, it moves the point closer and returns 1; otherwise it changes nothing
+ * and returns 0. A countdown of 0 (a new thread) never falls short.
+ * lp_heap_countdown_slow then seeds, draws the next point and returns 1 when
+ * this allocation is sampled; with heap sampling off it returns 0 and parks
+ * the countdown far away. Async-signal-safe (thread-local state only).
+ */
+static inline int lp_heap_skip(size_t size)
+{
+	if (__builtin_expect((uint64_t)lp_self.heap_countdown > size, 1)) {
+		lp_self.heap_countdown -= (int64_t)size;
+		return 1;
+	}
+	return 0;
+}
 int lp_heap_countdown_slow(size_t size);
+/* An allocation of size bytes: 1 when it is to be sampled. */
 static inline int lp_heap_should_sample(size_t size)
 {
-	lp_self.heap_countdown -= (int64_t)size;
-	return lp_self.heap_countdown <= 0 && lp_heap_countdown_slow(size);
+	return !lp_heap_skip(size) && lp_heap_countdown_slow(size);
 }
-/* Records the sampled block p of size bytes (stack, live table). */
-void lp_heap_record(void *p, size_t size);
-/* p is being freed: forgets it if it was sampled. The common case (never
- * sampled) is one filter load, inline. */
+/* Records the sampled block p of size bytes (stack, live table) and returns
+ * p, errno unchanged: wrappers end with it as a tail call, so that the stack
+ * walk has one frame of libprof's fewer to step through. */
+void *lp_heap_record(void *p, size_t size);
+/* p is being freed: 0 when it was certainly never sampled (one filter load,
+ * inline); otherwise lp_heap_forget_slow finds and forgets it. */
+static inline int lp_heap_maybe_sampled(const void *p)
+{
+	size_t slot = lp_heap_filter_slot(p);
+	return (lp_heap_filter[slot / 64] >> (slot % 64)) & 1;
+}
 void lp_heap_forget_slow(void *p);
 static inline void lp_heap_forget(void *p)
 {
-	if (__builtin_expect(lp_heap_filter[lp_heap_filter_slot(p)] != 0, 0))
+	if (__builtin_expect(lp_heap_maybe_sampled(p), 0))
 		lp_heap_forget_slow(p);
 }
 /* Exporter: is the block recorded as seq still live? */

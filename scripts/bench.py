@@ -98,6 +98,7 @@ class Config:
         self.name, self.kind, self.hz, self.env = name, kind, hz, env or {}
         self.target_pct, self.rival, self.expect, self.note = target_pct, rival, expect, note
         self.cpu_s, self.rss_kib, self.exporter_us, self.profiles = [], [], [], []
+        self.minflt = []            # minor page faults per run
         self.said = []              # what the profiler says it did, one number per run
         self.side_cpu_s, self.side_rss_kib = [], []     # heaptrack's interpreter half
         self.heap_rate = None       # libprof's, from its log
@@ -312,6 +313,7 @@ def run_once(suite, cfg, tag, base_env, tmp, paths):
     shutil.rmtree(run_dir)
     if tag != "warmup":
         cfg.cpu_s.append(usage.ru_utime + usage.ru_stime)
+        cfg.minflt.append(usage.ru_minflt)
         cfg.rss_kib.append(int(read(rss_path).split()[-1]))
         if cfg.kind == "libprof":
             cfg.exporter_us.append(numbers[0])
@@ -454,7 +456,20 @@ def heap_report(suite):
     lines += [f"  {c.name}: {c.note}" for c in suite.configs if c.note]
     lines += [""] + memory_lines(suite) + [""] + \
         exporter_lines(suite, base, "wrappers, sampling, unwinding")
-    return lines
+    return lines + [""] + fault_lines(suite)
+
+
+def fault_lines(suite):
+    """The allocator's page faults: they vary from run to run whatever the
+    configuration (glibc trims and regrows its heaps as the threads' frees
+    happen to fall), and each costs a few microseconds, user and system time
+    together: the main source of this table's noise."""
+    every = [f for c in suite.configs for f in c.minflt]
+    medians = ", ".join(f"{c.name} {statistics.median(c.minflt) / 1000:.0f}k"
+                        for c in suite.configs)
+    return [f"minor page faults per run (median): {medians}; from "
+            f"{min(every) / 1000:.0f}k to {max(every) / 1000:.0f}k over all runs "
+            "(glibc trimming its heaps: the main source of noise above)"]
 
 
 def peers_report(suite, full_suite):

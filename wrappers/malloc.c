@@ -54,9 +54,9 @@ static void *pool_alloc(size_t size)
 	return pool + at + 16;      /* static storage is zeroed: calloc holds */
 }
 
-static int in_pool(const void *p)
+static inline int in_pool(const void *p)
 {
-	return (const unsigned char *)p >= pool && (const unsigned char *)p < pool + POOL_BYTES;
+	return (uintptr_t)p - (uintptr_t)pool < POOL_BYTES;
 }
 
 static size_t pool_size(const void *p)
@@ -105,47 +105,71 @@ static int resolve(void)
 	return real.malloc != NULL;
 }
 
-static inline void sample(void *p, size_t size)
+static inline void *sample(void *p, size_t size)
 {
-	if (__builtin_expect(lp_heap_on, 1) && p && lp_heap_should_sample(size)) {
-		int saved = errno;
-		lp_heap_record(p, size);
-		errno = saved;
-	}
+	return p && lp_heap_should_sample(size) ? lp_heap_record(p, size) : p;
 }
 
+/* Bootstrap, and the allocation that reaches the thread's sample point. */
+static __attribute__((noinline)) void *malloc_slow(size_t size)
+{
+	if (!real.malloc && !resolve())
+		return pool_alloc(size);
+	int sampled = lp_heap_should_sample(size);
+	void *p = real.malloc(size);
+	return sampled && p ? lp_heap_record(p, size) : p;
+}
+
+/* Sampling is decided before allocating, so the common case is a countdown
+ * step and a tail call: no frame, errno and the result the allocator's own. */
 LP_EXPORT void *malloc(size_t size)
 {
-	if (__builtin_expect(!real.malloc, 0) && !resolve())
-		return pool_alloc(size);
-	void *p = real.malloc(size);
-	sample(p, size);
-	return p;
+	if (__builtin_expect(real.malloc != NULL, 1) && lp_heap_skip(size))
+		return real.malloc(size);
+	return malloc_slow(size);
 }
 
-LP_EXPORT void free(void *p)
+/* A block of the pool, one that may have been sampled, or no originals yet. */
+static __attribute__((noinline)) void free_slow(void *p)
 {
-	if (!p || __builtin_expect(in_pool(p), 0))
+	if (!p || in_pool(p))
 		return;
 	lp_heap_forget(p);
-	if (__builtin_expect(!real.free, 0) && !resolve())
+	if (!real.free && !resolve())
 		return;             /* cannot happen: p came from a resolved allocator */
 	real.free(p);
 }
 
-LP_EXPORT void *calloc(size_t n, size_t size)
+/* The common case is one filter load, a range check and a tail call. */
+LP_EXPORT void free(void *p)
 {
-	if (__builtin_expect(!real.malloc, 0) && !resolve()) {
+	if (__builtin_expect(!lp_heap_maybe_sampled(p) && !in_pool(p) && real.free != NULL, 1))
+		return real.free(p);
+	free_slow(p);
+}
+
+static __attribute__((noinline)) void *calloc_slow(size_t n, size_t size)
+{
+	if (!real.malloc && !resolve()) {
 		if (size && n > SIZE_MAX / size) {
 			errno = ENOMEM;
 			return NULL;
 		}
 		return pool_alloc(n * size);
 	}
+	size_t bytes;
+	int sampled = !__builtin_mul_overflow(n, size, &bytes) && lp_heap_should_sample(bytes);
 	void *p = real.calloc(n, size);
-	if (p)
-		sample(p, n * size);
-	return p;
+	return sampled && p ? lp_heap_record(p, bytes) : p;
+}
+
+LP_EXPORT void *calloc(size_t n, size_t size)
+{
+	size_t bytes;
+	if (__builtin_expect(real.malloc != NULL && !__builtin_mul_overflow(n, size, &bytes), 1) &&
+	    lp_heap_skip(bytes))
+		return real.calloc(n, size);
+	return calloc_slow(n, size);
 }
 
 static void *realloc_from_pool(void *old, size_t size)
@@ -157,18 +181,27 @@ static void *realloc_from_pool(void *old, size_t size)
 	return p;
 }
 
-LP_EXPORT void *realloc(void *old, size_t size)
+static __attribute__((noinline)) void *realloc_slow(void *old, size_t size)
 {
 	if (old && in_pool(old))
 		return realloc_from_pool(old, size);
-	if (__builtin_expect(!real.malloc, 0) && !resolve())
+	if (!real.malloc && !resolve())
 		return old ? NULL : pool_alloc(size);
 	if (old)
 		lp_heap_forget(old);  /* before: once moved, the address may be reused */
+	int sampled = size && lp_heap_should_sample(size);
 	void *p = real.realloc(old, size);
-	if (size)
-		sample(p, size);
-	return p;
+	return sampled && p ? lp_heap_record(p, size) : p;
+}
+
+/* As malloc and free: realloc(p, 0) and whatever needs more than a countdown
+ * step and a filter load takes the slow path. */
+LP_EXPORT void *realloc(void *old, size_t size)
+{
+	if (__builtin_expect(real.malloc != NULL && size && !lp_heap_maybe_sampled(old) &&
+			     !in_pool(old), 1) && lp_heap_skip(size))
+		return real.realloc(old, size);
+	return realloc_slow(old, size);
 }
 
 LP_EXPORT void *reallocarray(void *old, size_t n, size_t size)
@@ -182,9 +215,7 @@ LP_EXPORT void *reallocarray(void *old, size_t n, size_t size)
 	if (old)
 		lp_heap_forget(old);
 	void *p = real.reallocarray(old, n, size);
-	if (n && size)
-		sample(p, n * size);
-	return p;
+	return n && size ? sample(p, n * size) : p;
 }
 
 LP_EXPORT int posix_memalign(void **out, size_t align, size_t size)
@@ -215,8 +246,7 @@ LP_EXPORT void *aligned_alloc(size_t align, size_t size)
 		return NULL;
 	void *p = real.aligned_alloc ? real.aligned_alloc(align, size)
 				     : via_posix_memalign(align, size);
-	sample(p, size);
-	return p;
+	return sample(p, size);
 }
 
 LP_EXPORT void *memalign(size_t align, size_t size)
@@ -224,8 +254,7 @@ LP_EXPORT void *memalign(size_t align, size_t size)
 	if (__builtin_expect(!real.malloc, 0) && !resolve())
 		return NULL;
 	void *p = real.memalign ? real.memalign(align, size) : via_posix_memalign(align, size);
-	sample(p, size);
-	return p;
+	return sample(p, size);
 }
 
 LP_EXPORT void *valloc(size_t size)
@@ -234,8 +263,7 @@ LP_EXPORT void *valloc(size_t size)
 		return NULL;
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	void *p = real.valloc ? real.valloc(size) : via_posix_memalign(page, size);
-	sample(p, size);
-	return p;
+	return sample(p, size);
 }
 
 LP_EXPORT void *pvalloc(size_t size)
@@ -245,8 +273,7 @@ LP_EXPORT void *pvalloc(size_t size)
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	size_t rounded = (size + page - 1) & ~(page - 1);
 	void *p = real.pvalloc ? real.pvalloc(size) : via_posix_memalign(page, rounded ? rounded : page);
-	sample(p, rounded);
-	return p;
+	return sample(p, rounded);
 }
 
 void lp_malloc_wrappers_init(void)

@@ -1,9 +1,9 @@
 /*
  * Unit tests of heap sampling: the recording side's live-block table and its
  * filter (preload/heap.c: insertions, removals in any order with colliding
- * addresses, the cap and its drop counter), the Poisson countdown's mean, and
- * the exporter side (exporter/heapprof.c: unbiased weights, alloc vs inuse,
- * pruning of freed blocks).
+ * addresses, the cap and its drop counter), the Poisson countdown's mean and
+ * edges, and the exporter side (exporter/heapprof.c: unbiased weights, alloc
+ * vs inuse, pruning of freed blocks).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -45,22 +45,33 @@ static int setup(void **state)
 	return 0;
 }
 
-static unsigned filter_sum(void)
-{
-	unsigned sum = 0;
-	for (size_t i = 0; i < sizeof(lp_heap_filter); i++)
-		sum += lp_heap_filter[i];
-	return sum;
-}
-
 /* Addresses whose table slots collide: the same high hash bits. */
 static uintptr_t address(unsigned i)
 {
 	return 0x10000000u + (uintptr_t)i * 64;
 }
 
-/* Recorded blocks are live until forgotten, whatever the order of removal,
- * and the filter counts exactly the live ones. */
+/* Filter slots marked "maybe sampled". */
+static unsigned filter_bits(void)
+{
+	unsigned n = 0;
+	for (size_t i = 0; i < LP_HEAP_FILTER_SLOTS / 64; i++)
+		n += (unsigned)__builtin_popcountll(lp_heap_filter[i]);
+	return n;
+}
+
+/* How many of the blocks first..first+n-1 (every step-th) the filter lets
+ * through as "never sampled". */
+static unsigned filter_misses(unsigned first, unsigned n, unsigned step)
+{
+	unsigned missed = 0;
+	for (unsigned i = first; i < first + n; i += step)
+		missed += !lp_heap_maybe_sampled((void *)address(i));
+	return missed;
+}
+
+/* Recorded blocks are live until forgotten, whatever the order of removal;
+ * the filter never calls a live one "never sampled", and forgets them all. */
 static void test_live_insert_and_forget(void **state)
 {
 	(void)state;
@@ -74,7 +85,7 @@ static void test_live_insert_and_forget(void **state)
 			first_seq = s;
 	if (!first_seq)
 		fail_msg("the first recorded block is not live under any seq");
-	expect_eq(filter_sum(), N);
+	expect_eq(filter_misses(0, N, 1), 0);
 	/* forget every third, in a scrambled order */
 	for (unsigned k = 0; k < N; k++) {
 		unsigned i = (k * 1237u) % N;
@@ -86,10 +97,10 @@ static void test_live_insert_and_forget(void **state)
 		if (live != (i % 3 != 0))
 			fail_msg("block %u: live %d, expected %d", i, live, i % 3 != 0);
 	}
-	expect_eq(filter_sum(), N - (N + 2) / 3);
+	expect_eq(filter_misses(1, N - 1, 3) + filter_misses(2, N - 2, 3), 0);
 	for (unsigned i = 0; i < N; i++)
 		lp_heap_forget((void *)address(i));
-	expect_eq(filter_sum(), 0);
+	expect_eq(filter_bits(), 0);
 	/* a block forgotten and recorded again is live under its new seq only */
 	lp_heap_record((void *)address(7), 100);
 	expect_eq(lp_heap_is_live(address(7), first_seq + 7), 0);
@@ -104,10 +115,10 @@ static void test_live_cap(void **state)
 	for (unsigned i = 0; i < MAX_LIVE + 100; i++)
 		lp_heap_record((void *)address(100000 + i), 64);
 	expect_eq(atomic_load(&lp.n_dropped[LP_DROP_HEAP_LIVE_FULL]), 100);
-	expect_eq(filter_sum(), MAX_LIVE);
+	expect_eq(filter_misses(100000, MAX_LIVE, 1), 0);
 	for (unsigned i = 0; i < MAX_LIVE + 100; i++)
 		lp_heap_forget((void *)address(100000 + i));
-	expect_eq(filter_sum(), 0);
+	expect_eq(filter_bits(), 0);
 }
 
 /* The countdown samples one allocation per LIBPROF_HEAP_RATE bytes on average:
@@ -126,6 +137,40 @@ static void test_countdown_mean(void **state)
 	lp_self.heap_countdown = INT64_MAX;
 	if (samples < 1024 * 0.88 || samples > 1024 * 1.12)
 		fail_msg("%ld samples, expected 1024 +- 12%%", samples);
+}
+
+/* The allocation that reaches the sample point is sampled, one that falls a
+ * byte short is not; with heap sampling off the countdown is parked: for good
+ * once libprof is set up, for a while before. */
+static void test_countdown_edges(void **state)
+{
+	(void)state;
+	lp_self.heap_countdown = 100;
+	int a = lp_heap_should_sample(99);
+	int64_t left = lp_self.heap_countdown;
+	int b = lp_heap_should_sample(1);
+	int64_t redrawn = lp_self.heap_countdown;
+	expect_eq(a, 0);
+	expect_eq(left, 1);
+	expect_eq(b, 1);
+	if (redrawn <= 0)
+		fail_msg("countdown after a sample: %lld, expected > 0", (long long)redrawn);
+
+	lp_heap_on = 0;
+	lp_self.heap_countdown = 0;
+	int off = lp_heap_should_sample(64);
+	int64_t parked = lp_self.heap_countdown;
+	atomic_store(&lp.initialized, 0);
+	lp_self.heap_countdown = 0;
+	int early = lp_heap_should_sample(64);
+	int64_t parked_early = lp_self.heap_countdown;
+	atomic_store(&lp.initialized, 1);
+	lp_heap_on = 1;
+	lp_self.heap_countdown = INT64_MAX;
+	expect_eq(off, 0);
+	expect_eq(parked, INT64_MAX);
+	expect_eq(early, 0);
+	expect_eq(parked_early, 65536);
 }
 
 static struct lp_sample *alloc_sample(uint64_t addr, uint64_t size, uint64_t seq, uint64_t pc)
@@ -244,6 +289,7 @@ int main(void)
 		cmocka_unit_test_setup(test_live_insert_and_forget, setup),
 		cmocka_unit_test_setup(test_live_cap, setup),
 		cmocka_unit_test_setup(test_countdown_mean, setup),
+		cmocka_unit_test_setup(test_countdown_edges, setup),
 		cmocka_unit_test(test_heapprof_weights),
 		cmocka_unit_test(test_heapprof_fills),
 	};
