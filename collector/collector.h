@@ -7,7 +7,7 @@
  *   http.c              libmicrohttpd glue: routing, auth, body limits, replies
  *   ingest_pyroscope.c  POST /ingest: name{labels}, multipart, raw pprof; storing
  *   ingest_otlp.c       POST /v1development/profiles: requests, resources, response
- *   otlp_convert.c      one OTLP profile -> pprof (links -> trace_id/span_id labels)
+ *   otlp_convert.c      OTLP profiles of one source -> pprof (links -> trace_id/span_id)
  *   pprof.c             pprof decode, consistency check, type, trace totals, encode
  *   pprof_merge.c       many profiles -> one, optionally one trace's samples only
  *   flamegraph.c        a merged profile -> the page's flame-graph tree (JSON)
@@ -197,6 +197,7 @@ struct lp_otlp_profile {
 	char *service, *labels_json;
 	int64_t from_ns, until_ns;
 	struct lp_buf pprof;        /* plain (not gzip) pprof bytes */
+	size_t n_sources;           /* the OTLP Profiles (sample types) it joins */
 };
 struct lp_otlp_result {
 	struct lp_otlp_profile *profiles;
@@ -205,19 +206,25 @@ struct lp_otlp_result {
 	char first_error[160];
 };
 /* Converts an uncompressed ExportProfilesServiceRequest into pprof profiles
- * (links become trace_id/span_id labels). -EINVAL: not a request at all;
- * single bad profiles are counted in n_rejected. Free with lp_otlp_result_free
- * in every case. */
+ * (links become trace_id/span_id labels): consecutive Profiles of one scope
+ * with the same time range, period, period type and attributes, each of
+ * another sample type, become one pprof with their sample types, as the pprof
+ * libprof writes (its exporter sends one Profile per sample type); any other
+ * Profile becomes a pprof of its own. -EINVAL: not a request at all; bad
+ * Profiles are counted in n_rejected (each alone: the others of its group
+ * are still converted). Free with lp_otlp_result_free in every case. */
 int lp_otlp_convert(const void *data, size_t len, struct lp_otlp_result *res) LP_WUR;
 void lp_otlp_result_free(struct lp_otlp_result *res);
 
 /* ---- otlp_convert.c ---------------------------------------------------------------- */
 
-/* One OTLP profile (indexes into dictionary d) -> plain pprof bytes appended
- * to out. -EINVAL with a reason in why when an index is out of range. */
+/* OTLP Profiles ops[0..n) (n >= 1, indexes into dictionary d) -> one plain
+ * pprof appended to out, with their sample types in order and the period and
+ * times of ops[0]; samples with the same stack, link and attributes are one
+ * sample. -EINVAL with a reason in why when an index is out of range. */
 int lp_otlp_to_pprof(const Opentelemetry__Proto__Profiles__V1development__ProfilesDictionary *d,
-		     const Opentelemetry__Proto__Profiles__V1development__Profile *op,
-		     struct lp_buf *out, char *why, size_t why_len) LP_WUR;
+		     const Opentelemetry__Proto__Profiles__V1development__Profile *const *ops,
+		     size_t n, struct lp_buf *out, char *why, size_t why_len) LP_WUR;
 
 /* ---- pprof.c ------------------------------------------------------------------ */
 

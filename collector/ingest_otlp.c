@@ -1,8 +1,12 @@
 /*
  * POST /v1development/profiles: an OTLP ExportProfilesServiceRequest
- * (protobuf, optionally gzip) is split into its profiles, each converted to
- * pprof (otlp_convert.c) and stored like any other profile (lp_ingest_store
- * in ingest_pyroscope.c). The resource's service.name is the service and its
+ * (protobuf, optionally gzip) is split into its profiles, converted to pprof
+ * (otlp_convert.c) and stored like any other profile (lp_ingest_store in
+ * ingest_pyroscope.c). OTLP has one sample type per Profile: the Profiles
+ * that are the sample types of one profile (libprof sends a CPU profile as
+ * samples/count and cpu/nanoseconds) are joined into one pprof, so that what
+ * is stored, the trace index and merged profiles are the same as for the
+ * pprof sent to /ingest. The resource's service.name is the service and its
  * other attributes the labels. Bad profiles are rejected alone: the answer is
  * then a partial success, as OTLP clients expect.
  */
@@ -19,14 +23,16 @@
 typedef Opentelemetry__Proto__Collector__Profiles__V1development__ExportProfilesServiceRequest Request;
 typedef Opentelemetry__Proto__Profiles__V1development__ProfilesDictionary Dict;
 typedef Opentelemetry__Proto__Profiles__V1development__Profile OProfile;
+typedef Opentelemetry__Proto__Profiles__V1development__ValueType OValueType;
+typedef Opentelemetry__Proto__Resource__V1__Resource Resource;
 typedef Opentelemetry__Proto__Common__V1__AnyValue AnyValue;
 typedef Opentelemetry__Proto__Common__V1__KeyValue KeyValue;
 
 #define MAX_LABELS 32          /* resource attributes kept as labels */
+#define MAX_JOINED 16          /* sample types joined into one pprof (the merge takes 32) */
 
 /* service.name and the other resource attributes as a JSON object. */
-static int resource(const Opentelemetry__Proto__Resource__V1__Resource *r,
-		    struct lp_otlp_profile *out)
+static int resource(const Resource *r, struct lp_otlp_profile *out)
 {
 	struct lp_buf j = { 0 };
 	const char *svc = "unknown_service";
@@ -66,33 +72,102 @@ static int resource(const Opentelemetry__Proto__Resource__V1__Resource *r,
 	return 0;
 }
 
-static int convert_one(const Dict *d, const Opentelemetry__Proto__Resource__V1__Resource *r,
-		       const OProfile *op, struct lp_otlp_result *res)
+/* ops[0..n) -> one pprof in res; -EINVAL (why set) leaves res as it was. */
+static int convert(const Dict *d, const Resource *r, const OProfile *const *ops, size_t n,
+		   struct lp_otlp_result *res, char *why, size_t why_len)
 {
 	struct lp_otlp_profile *out = &res->profiles[res->n_profiles];
-	char why[160] = "";
 	int err;
 
 	memset(out, 0, sizeof(*out));
-	err = lp_otlp_to_pprof(d, op, &out->pprof, why, sizeof(why));
-	if (!err)
-		err = resource(r, out);
-	if (err == -EINVAL) {
-		if (!res->n_rejected++)
-			snprintf(res->first_error, sizeof(res->first_error), "%s", why);
-		err = 0;
-	} else if (!err) {
-		out->from_ns = (int64_t)(op->time_unix_nano & INT64_MAX);
-		out->until_ns = op->duration_nano ? lp_sat_add(out->from_ns,
-							      (int64_t)(op->duration_nano & INT64_MAX))
-						  : 0;
-		res->n_profiles++;
-		out = NULL;
-	}
-	if (out) {
+	err = lp_otlp_to_pprof(d, ops, n, &out->pprof, why, why_len) ?: resource(r, out);
+	if (err) {
 		lp_buf_free(&out->pprof);
 		free(out->service);
 		free(out->labels_json);
+		return err;
+	}
+	out->from_ns = (int64_t)(ops[0]->time_unix_nano & INT64_MAX);
+	out->until_ns = ops[0]->duration_nano
+				? lp_sat_add(out->from_ns, (int64_t)(ops[0]->duration_nano & INT64_MAX))
+				: 0;
+	out->n_sources = n;
+	res->n_profiles++;
+	return 0;
+}
+
+static int convert_group(const Dict *d, const Resource *r, const OProfile *const *ops, size_t n,
+			 struct lp_otlp_result *res)
+{
+	char why[160] = "";
+	int err = convert(d, r, ops, n, res, why, sizeof(why));
+
+	if (err != -EINVAL)
+		return err;
+	if (n == 1) {
+		if (!res->n_rejected++)
+			snprintf(res->first_error, sizeof(res->first_error), "%s", why);
+		return 0;
+	}
+	/* one bad Profile must not take its group down: each alone, then */
+	err = 0;
+	for (size_t i = 0; i < n && !err; i++)
+		err = convert_group(d, r, ops + i, 1, res);
+	return err;
+}
+
+/* d's string i, NULL when out of range. */
+static const char *dict_str(const Dict *d, int32_t i)
+{
+	return i >= 0 && (size_t)i < d->n_string_table ? d->string_table[i] : NULL;
+}
+
+/* Whether a and b are the same (type, unit); two absent ones are. */
+static int same_type(const Dict *d, const OValueType *a, const OValueType *b)
+{
+	const char *at, *au, *bt, *bu;
+
+	if (!a || !b)
+		return a == b;
+	at = dict_str(d, a->type_strindex);
+	au = dict_str(d, a->unit_strindex);
+	bt = dict_str(d, b->type_strindex);
+	bu = dict_str(d, b->unit_strindex);
+	return at && au && bt && bu && strcmp(at, bt) == 0 && strcmp(au, bu) == 0;
+}
+
+/* Whether b is another sample type of the profile g[0..n) holds: the same
+ * time range, period and attributes, and a sample type g lacks. */
+static int joins(const Dict *d, const OProfile *const *g, size_t n, const OProfile *b)
+{
+	const OProfile *a = g[0];
+
+	if (n == MAX_JOINED || a->time_unix_nano != b->time_unix_nano ||
+	    a->duration_nano != b->duration_nano || a->period != b->period ||
+	    !same_type(d, a->period_type, b->period_type) ||
+	    a->n_attribute_indices != b->n_attribute_indices ||
+	    (a->n_attribute_indices && memcmp(a->attribute_indices, b->attribute_indices,
+					      a->n_attribute_indices * sizeof(int32_t))))
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (same_type(d, g[i]->sample_type, b->sample_type))
+			return 0;
+	}
+	return 1;
+}
+
+static int convert_scope(const Dict *d, const Resource *r,
+			 const Opentelemetry__Proto__Profiles__V1development__ScopeProfiles *sp,
+			 struct lp_otlp_result *res)
+{
+	const OProfile *const *ops = (const OProfile *const *)sp->profiles;
+	size_t n;
+	int err = 0;
+
+	for (size_t k = 0; k < sp->n_profiles && !err; k += n) {
+		for (n = 1; k + n < sp->n_profiles && joins(d, ops + k, n, ops[k + n]); n++)
+			;
+		err = convert_group(d, r, ops + k, n, res);
 	}
 	return err;
 }
@@ -122,9 +197,7 @@ int lp_otlp_convert(const void *data, size_t len, struct lp_otlp_result *res)
 			rq->resource_profiles[i];
 
 		for (size_t j = 0; j < rp->n_scope_profiles && !err; j++)
-			for (size_t k = 0; k < rp->scope_profiles[j]->n_profiles && !err; k++)
-				err = convert_one(d, rp->resource, rp->scope_profiles[j]->profiles[k],
-						  res);
+			err = convert_scope(d, rp->resource, rp->scope_profiles[j], res);
 	}
 	opentelemetry__proto__collector__profiles__v1development__export_profiles_service_request__free_unpacked(
 		rq, NULL);
@@ -221,8 +294,9 @@ int lp_ingest_otlp(const struct lp_ctx *c, const struct lp_request *req, struct 
 
 		err = lp_ingest_store(c, &in, why, sizeof(why));
 		if (err == -EINVAL || err == -EFBIG) {
-			if (!rejected++)
+			if (!rejected)
 				snprintf(msg, sizeof(msg), "%s", err == -EFBIG ? "profile too large" : why);
+			rejected += (int64_t)p->n_sources;   /* as many as the client sent */
 			err = 0;
 		}
 	}

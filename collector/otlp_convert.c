@@ -1,13 +1,18 @@
 /*
- * OTLP profiles -> pprof, one OTLP Profile at a time (proto/otlp_profiles.proto,
- * opentelemetry-proto v1.10.0 layout, docs/wire-formats.md section 2). The
- * request around it (resources, the response) is ingest_otlp.c.
+ * OTLP profiles -> pprof (proto/otlp_profiles.proto, opentelemetry-proto
+ * v1.10.0 layout, docs/wire-formats.md section 2). OTLP has one sample type
+ * per Profile: the Profiles that are the sample types of one profile
+ * (ingest_otlp.c picks them: same dictionary, time range and period) become
+ * one pprof with their sample types in order, as the pprof libprof writes
+ * itself. The request around it (resources, the response) is ingest_otlp.c.
  *
- * Dictionary entries are copied lazily, only those the profile uses, into a
- * pprof built in an arena and packed at the end. A sample's Link becomes the
- * string labels trace_id (32 hex) and span_id (16 hex); its attributes become
- * labels (strings, bools and doubles as text, ints as numbers with their
- * unit). Every index is checked: one out of range rejects the profile.
+ * Dictionary entries are copied lazily, only those the profiles use, into a
+ * pprof built in an arena and packed at the end. Samples with the same stack,
+ * link and attributes are one pprof sample, with a value per sample type (0
+ * where a Profile lacks it). A sample's Link becomes the string labels
+ * trace_id (32 hex) and span_id (16 hex); its attributes become labels
+ * (strings, bools and doubles as text, ints as numbers with their unit).
+ * Every index is checked: one out of range rejects the conversion.
  */
 #include "collector.h"
 
@@ -44,6 +49,10 @@ struct conv {
 	/* dictionary index -> output string index / id (0: not yet) */
 	uint32_t *smap, *mmap, *fmap, *lmap, *vmap;
 	uint32_t trace_key, span_key;
+	/* samples by stack, link and attributes: slots hold sample index + 1 */
+	const OSample **keys;        /* the OTLP sample each output sample came from */
+	uint32_t *slots;
+	size_t mask, n_types;
 	char error[160];
 };
 
@@ -324,27 +333,71 @@ static int map_location(struct conv *c, int32_t li, uint64_t *id)
 
 /* ---- samples and profiles ----------------------------------------------------------------- */
 
-static int add_sample(struct conv *c, const OSample *os)
+static uint64_t sample_hash(const OSample *os)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	h = (h ^ (uint32_t)os->stack_index) * 0x100000001b3ull;
+	h = (h ^ (uint32_t)os->link_index) * 0x100000001b3ull;
+	for (size_t i = 0; i < os->n_attribute_indices; i++)
+		h = (h ^ (uint32_t)os->attribute_indices[i]) * 0x100000001b3ull;
+	return h ^ (h >> 29);
+}
+
+static int same_sample(const OSample *a, const OSample *b)
+{
+	return a->stack_index == b->stack_index && a->link_index == b->link_index &&
+	       a->n_attribute_indices == b->n_attribute_indices &&
+	       (!a->n_attribute_indices ||
+		memcmp(a->attribute_indices, b->attribute_indices,
+		       a->n_attribute_indices * sizeof(*a->attribute_indices)) == 0);
+}
+
+/* The slot of os's sample: its index + 1, or 0 (none yet, os would go there). */
+static size_t sample_slot(const struct conv *c, const OSample *os)
+{
+	size_t s = sample_hash(os) & c->mask;
+
+	while (c->slots[s] && !same_sample(c->keys[c->slots[s] - 1], os))
+		s = (s + 1) & c->mask;
+	return s;
+}
+
+static int64_t sample_value(const OSample *os)
+{
+	int64_t value = 0;
+
+	/* values are per timestamp when both are present; none: one per timestamp */
+	for (size_t i = 0; i < os->n_values; i++)
+		value = lp_sat_add(value, os->values[i]);
+	if (!os->n_values)
+		value = (int64_t)os->n_timestamps_unix_nano;
+	return value;
+}
+
+/* A pprof sample for os: its locations and labels, c->n_types values of 0. */
+static int new_sample(struct conv *c, const OSample *os, Perftools__Profiles__Sample **out)
 {
 	const Opentelemetry__Proto__Profiles__V1development__Stack *st;
 	Perftools__Profiles__Sample *s;
 	Perftools__Profiles__Label *lab;
 	size_t n_lab = 0, n_attr;
-	int64_t value = 0;
 	int err = 0;
 
 	if (os->stack_index < 0 || (size_t)os->stack_index >= c->d->n_stack_table)
 		return bad(c, "stack index");
 	st = c->d->stack_table[os->stack_index];
 	n_attr = os->n_attribute_indices < MAX_LABELS ? os->n_attribute_indices : MAX_LABELS;
-	s = alloc(c, sizeof(*s) + st->n_location_indices * sizeof(uint64_t) + sizeof(int64_t) +
+	s = alloc(c, sizeof(*s) + st->n_location_indices * sizeof(uint64_t) +
+			     c->n_types * sizeof(int64_t) +
 			     (n_attr + 2) * (sizeof(*lab) + sizeof(void *)));
 	if (!s)
 		return -ENOMEM;
 	perftools__profiles__sample__init(s);
 	s->location_id = (uint64_t *)(s + 1);
 	s->value = (int64_t *)(s->location_id + st->n_location_indices);
-	lab = (Perftools__Profiles__Label *)(s->value + 1);
+	s->n_value = c->n_types;
+	lab = (Perftools__Profiles__Label *)(s->value + c->n_types);
 	s->label = (Perftools__Profiles__Label **)(lab + n_attr + 2);
 	for (size_t i = 0; i < st->n_location_indices && !err; i++)
 		err = map_location(c, st->location_indices[i], &s->location_id[s->n_location_id++]);
@@ -361,44 +414,80 @@ static int add_sample(struct conv *c, const OSample *os)
 	for (size_t i = 0; i < n_lab; i++)
 		s->label[i] = &lab[i];
 	s->n_label = n_lab;
-	/* values are per timestamp when both are present; none: one per timestamp */
-	for (size_t i = 0; i < os->n_values; i++)
-		value = lp_sat_add(value, os->values[i]);
-	if (!os->n_values)
-		value = (int64_t)os->n_timestamps_unix_nano;
-	s->value[0] = value;
-	s->n_value = 1;
-	return value ? PUSH(c, samples, s) : 0;
+	*out = s;
+	return 0;
 }
 
-static int convert_profile(struct conv *c, const OProfile *op, struct lp_buf *out)
+/* Adds os's value to its sample's value of sample type t (a new sample is
+ * checked even when its value is 0, then left out). */
+static int add_sample(struct conv *c, const OSample *os, size_t t)
 {
+	Perftools__Profiles__Sample *s;
+	int64_t value = sample_value(os);
+	size_t slot = sample_slot(c, os);
+	int err;
+
+	if (c->slots[slot]) {
+		s = c->samples[c->slots[slot] - 1];
+		s->value[t] = lp_sat_add(s->value[t], value);
+		return 0;
+	}
+	err = new_sample(c, os, &s);
+	if (err || !value)
+		return err;
+	s->value[t] = value;
+	c->keys[c->n_samples] = os;
+	c->slots[slot] = (uint32_t)c->n_samples + 1;
+	return PUSH(c, samples, s);
+}
+
+static int value_type(struct conv *c, const Opentelemetry__Proto__Profiles__V1development__ValueType *v,
+		      Perftools__Profiles__ValueType *out)
+{
+	uint32_t type = 0, unit = 0;
+	int err = v ? (dict_str(c, v->type_strindex, &type) ?: dict_str(c, v->unit_strindex, &unit))
+		    : 0;
+
+	perftools__profiles__value_type__init(out);
+	out->type = type;
+	out->unit = unit;
+	return err;
+}
+
+/* ops[0..n): one sample type each; the header (period, times) is ops[0]'s. */
+static int convert_profile(struct conv *c, const OProfile *const *ops, size_t n,
+			   struct lp_buf *out)
+{
+	const OProfile *op = ops[0];
 	Profile p = PERFTOOLS__PROFILES__PROFILE__INIT;
-	Perftools__Profiles__ValueType st = PERFTOOLS__PROFILES__VALUE_TYPE__INIT, pt = st, *stp = &st;
-	uint32_t a = 0, b = 0;
+	Perftools__Profiles__ValueType *st, **stp, pt;
+	uint32_t empty;
 	uint8_t *packed;
 	size_t len;
 	int err;
 
-	err = new_str(c, "", &a);
-	if (op->sample_type)
-		err = err ?: dict_str(c, op->sample_type->type_strindex, &a) ?:
-		      dict_str(c, op->sample_type->unit_strindex, &b);
-	st.type = a;
-	st.unit = b;
+	st = alloc(c, n * (sizeof(*st) + sizeof(*stp)));
+	if (!st)
+		return -ENOMEM;
+	stp = (Perftools__Profiles__ValueType **)(st + n);
+	err = new_str(c, "", &empty);
+	for (size_t i = 0; i < n && !err; i++) {
+		err = value_type(c, ops[i]->sample_type, &st[i]);
+		stp[i] = &st[i];
+	}
 	if (!err && op->period_type) {
-		err = dict_str(c, op->period_type->type_strindex, &a) ?:
-		      dict_str(c, op->period_type->unit_strindex, &b);
-		pt.type = a;
-		pt.unit = b;
+		err = value_type(c, op->period_type, &pt);
 		p.period_type = &pt;
 	}
-	for (size_t i = 0; i < op->n_samples && !err; i++)
-		err = add_sample(c, op->samples[i]);
+	for (size_t i = 0; i < n && !err; i++)
+		for (size_t j = 0; j < ops[i]->n_samples && !err; j++)
+			err = add_sample(c, ops[i]->samples[j], i);
 	if (err)
 		return err;
-	p.sample_type = &stp;
-	p.n_sample_type = 1;
+	/* no default_sample_type: pprof's rule, the last type, is libprof's
+	 * default (cpu, inuse_space, delay) in the order its Profiles come in */
+	p.sample_type = stp;
+	p.n_sample_type = n;
 	p.period = op->period;
 	p.time_nanos = op->time_unix_nano > INT64_MAX ? 0 : (int64_t)op->time_unix_nano;
 	p.duration_nanos = op->duration_nano > INT64_MAX ? 0 : (int64_t)op->duration_nano;
@@ -422,7 +511,7 @@ static int convert_profile(struct conv *c, const OProfile *op, struct lp_buf *ou
 	return err;
 }
 
-/* ---- one profile ------------------------------------------------------------------------ */
+/* ---- one conversion --------------------------------------------------------------------- */
 
 static void conv_reset(struct conv *c)
 {
@@ -442,30 +531,47 @@ static void conv_reset(struct conv *c)
 	free(c->fmap);
 	free(c->lmap);
 	free(c->vmap);
+	free(c->keys);
+	free(c->slots);
 	memset(c, 0, offsetof(struct conv, error));
 }
 
-static int conv_init(struct conv *c, const Dict *d)
+/* n_samples: the OTLP samples to come, an upper bound of the pprof's. */
+static int conv_init(struct conv *c, const Dict *d, size_t n_types, size_t n_samples)
 {
+	size_t n_slots = 16;
+
 	memset(c, 0, sizeof(*c));
 	c->d = d;
+	c->n_types = n_types;
+	while (n_slots < 2 * n_samples && n_slots <= UINT32_MAX)
+		n_slots *= 2;
+	if (n_slots > UINT32_MAX)
+		return -EFBIG;
+	c->mask = n_slots - 1;
 	c->smap = calloc(d->n_string_table + 1, sizeof(*c->smap));
 	c->mmap = calloc(d->n_mapping_table + 1, sizeof(*c->mmap));
 	c->fmap = calloc(d->n_function_table + 1, sizeof(*c->fmap));
 	c->lmap = calloc(d->n_location_table + 1, sizeof(*c->lmap));
 	c->vmap = calloc(d->n_attribute_table + 1, sizeof(*c->vmap));
-	return c->smap && c->mmap && c->fmap && c->lmap && c->vmap ? 0 : -ENOMEM;
+	c->keys = calloc(n_samples + 1, sizeof(*c->keys));
+	c->slots = calloc(n_slots, sizeof(*c->slots));
+	return c->smap && c->mmap && c->fmap && c->lmap && c->vmap && c->keys && c->slots
+		       ? 0 : -ENOMEM;
 }
 
-int lp_otlp_to_pprof(const Dict *d, const OProfile *op, struct lp_buf *out, char *why,
-		     size_t why_len)
+int lp_otlp_to_pprof(const Dict *d, const OProfile *const *ops, size_t n, struct lp_buf *out,
+		     char *why, size_t why_len)
 {
+	size_t n_samples = 0;
 	struct conv c;
 	int err;
 
-	err = conv_init(&c, d);
+	for (size_t i = 0; i < n; i++)
+		n_samples += ops[i]->n_samples;
+	err = conv_init(&c, d, n, n_samples);
 	if (!err)
-		err = convert_profile(&c, op, out);
+		err = convert_profile(&c, ops, n, out);
 	if (err == -EINVAL)
 		snprintf(why, why_len, "%s", c.error);
 	conv_reset(&c);

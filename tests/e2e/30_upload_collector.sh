@@ -4,8 +4,11 @@
 # merged profile, read by go tool pprof, shows the program's hot function;
 # the service name and resource attributes arrive; nothing is spooled; the
 # traced requests of a server come back through /api/v1/traces and the trace
-# filter. A program that does not stream never maps libcurl, one that streams
-# does; and nothing libcurl opens leaks into a program started with exec.
+# filter, with CPU time in nanoseconds as their totals. One run's profiles,
+# sent with OTLP and as pprof files, get the same answers from the collector:
+# traces, profile counts, sample types, totals and the default type. A program
+# that does not stream never maps libcurl, one that streams does; and nothing
+# libcurl opens leaks into a program started with exec.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/collector_lib.sh"
 . "$(dirname "$0")/upload_lib.sh"
@@ -35,6 +38,9 @@ for proto in pyroscope otlp; do
 	ptop -sample_index=cpu "$URL/api/v1/profiles?service=burn-$proto&type=cpu" >"$WORK/$proto.top"
 	check "$proto: the merged profile shows the hot function" has "$WORK/$proto.top" ' spin$'
 	check "$proto: and its caller burn_a" has "$WORK/$proto.top" ' burn_a$'
+	ptop "$URL/api/v1/profiles?service=burn-$proto&type=cpu" >"$WORK/$proto.default"
+	check "$proto: go tool pprof shows cpu by default, as in libprof's files" \
+		has "$WORK/$proto.default" '^Type: cpu$'
 done
 # --- a program that closes every descriptor while libprof streams ------------------
 out=$WORK/out-sweep
@@ -92,11 +98,104 @@ for proto in pyroscope otlp; do
 	for k in 0 1 2; do
 		tid=5ce0e9a56015fec5aadfa328ae398${tag}1$k
 		check "$proto: trace $k is listed" has "$WORK/traces-$proto" "\"trace_id\":\"$tid\""
+		# whole 10 ms periods of CPU time: a sample count added to it would show
+		check "$proto: trace $k's total is CPU time in nanoseconds" has "$WORK/traces-$proto" \
+			"\"trace_id\":\"$tid\",\"total\":[0-9]+0000,\"unit\":\"nanoseconds\""
 		ptop -sample_index=cpu "$URL/api/v1/profiles?service=srv-$proto&type=cpu&trace_id=$tid" \
 			>"$WORK/trace-$proto-$k"
 		check "$proto: trace $k's profile shows burn_$k" has "$WORK/trace-$proto-$k" " burn_$k$"
 		check "$proto: and no other request's function" hasnt "$WORK/trace-$proto-$k" \
 			" burn_[^$k]$"
+	done
+done
+
+# --- one run, both protocols: the same answers ----------------------------------
+# The server streams OTLP to the test receiver, which keeps each request and
+# refuses it (400): libprof then spools the same profiles as pprof files. The
+# requests go to the collector's OTLP endpoint (service same-otlp), the files
+# to its Pyroscope one (same-pyroscope), and every answer must agree: traces
+# (totals, units, profile counts), profile counts, and the merged profiles'
+# sample types, default type and totals per sample type.
+mkdir -p "$WORK/same-req"
+start_receiver same --plan 400 --save "$WORK/same-req" || exit 1
+rm -f "$WORK/port"
+lp_bg "$WORK/same-out" LIBPROF_INTERVAL=1 LIBPROF_HEAP_RATE=8192 LIBPROF_MUTEX_RATE=1 \
+	LIBPROF_PROTOCOL=otlp OTEL_EXPORTER_OTLP_ENDPOINT="$RURL" OTEL_SERVICE_NAME=same-otlp \
+	-- "$PROGS/trace_server" pool "$WORK/port" >/dev/null 2>"$WORK/same.err"
+SERVER=$BGPID
+for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.05; done
+PORT=$(cat "$WORK/port")
+# traced MS CONNECTIONS REQUESTS: per trace K, CONNECTIONS at once, each with
+# REQUESTS of /K/MS
+traced() {
+	local pids=() args k
+	for k in 0 1 2; do
+		for _ in $(seq "$2"); do
+			args=()
+			for _ in $(seq "$3"); do
+				args+=(--next -s -o /dev/null -H \
+				       "traceparent: 00-5ce0e9a56015fec5aadfa328ae398c1$k-00f067aa0ba902b7-01" \
+				       "http://127.0.0.1:$PORT/$k/$1")
+			done
+			curl -m 30 "${args[@]:1}" &
+			pids+=($!)
+		done
+	done
+	wait "${pids[@]}"
+}
+traced 300 1 2              # 600 ms of CPU per trace
+traced 0 3 4                # 9 connections keep the 3 workers contending for the lock
+curl -s -m 5 -o /dev/null "http://127.0.0.1:$PORT/quit"
+for _ in $(seq 100); do kill -0 "$SERVER" 2>/dev/null || break; sleep 0.1; done
+wait "$SERVER" 2>/dev/null
+n_req=$(ls "$WORK"/same-req/req-*.bin 2>/dev/null | wc -l)
+say "same run: $n_req OTLP requests kept, $(spooled "$WORK/same-out") profiles spooled"
+check "same run: every refused OTLP request was spooled as pprof" eq "$(spooled "$WORK/same-out")" "$n_req"
+check "same run: CPU, heap and mutex profiles" bash -c "ls '$WORK/same-out' | grep -q '\.cpu\.' &&
+	ls '$WORK/same-out' | grep -q '\.heap\.' && ls '$WORK/same-out' | grep -q '\.mutex\.'"
+bad=0
+for f in "$WORK"/same-req/req-*.bin; do
+	[ "$(code -H 'Content-Type: application/x-protobuf' --data-binary @"$f" \
+		"$URL/v1development/profiles")" = 200 ] && [ ! -s "$WORK/body" ] || bad=$((bad + 1))
+done
+for f in $(profiles "$WORK/same-out" '*'); do
+	[ "$(code --data-binary @"$f" "$URL/ingest?name=same-pyroscope&format=pprof")" = 200 ] ||
+		bad=$((bad + 1))
+done
+check "same run: the collector took every request and every file whole" eq "$bad" 0
+for type in cpu heap mutex; do
+	check "same run, $type: the collector answers the same for both protocols" \
+		python3 - "$URL" "$type" <<'PY'
+import json, sys, urllib.request
+url, typ = sys.argv[1], sys.argv[2]
+get = lambda path: json.load(urllib.request.urlopen(url + path))
+
+def answers(svc):
+    q = "service=%s&type=%s&from=now-1h" % (svc, typ)
+    a = {"traces": [{k: t[k] for k in ("trace_id", "total", "unit", "profiles")}
+                    for t in get("/api/v1/traces?" + q)["traces"]],
+         "profiles": [x["profiles"] for s in get("/api/v1/services")["services"]
+                      if s["name"] == svc for x in s["types"] if x["type"] == typ]}
+    f = get("/api/v1/flamegraph?" + q)
+    names = [t["type"] for t in f["sample_types"]]
+    a["sample_types"], a["default"] = f["sample_types"], names[f["sample_index"]]
+    a["totals"] = {n: get("/api/v1/flamegraph?%s&sample_index=%s" % (q, n))["total"] for n in names}
+    return a
+
+p, o = answers("same-pyroscope"), answers("same-otlp")
+print("    %s traces: %s" % (typ, " ".join("%s=%d %s" % (t["trace_id"][-3:], t["total"], t["unit"])
+                                         for t in p["traces"])))
+if p != o or not p["traces"]:
+    print("    pyroscope: " + json.dumps(p) + "\n    otlp:      " + json.dumps(o))
+    sys.exit(1)
+PY
+done
+for type in cpu heap mutex; do
+	want=$(ptop $(profiles "$WORK/same-out" "*.$type.*") | grep '^Type:')
+	for proto in pyroscope otlp; do
+		got=$(ptop "$URL/api/v1/profiles?service=same-$proto&type=$type" | grep '^Type:')
+		check "same run, $proto: go tool pprof's default for $type is the files' ($want)" \
+			eq "$got" "$want"
 	done
 done
 

@@ -4,7 +4,9 @@
  * parser; the ingest check; type detection and trace totals; and merging
  * (entities re-keyed across profiles, identical samples summed, sample types
  * matched by name, the trace filter); the flame-graph tree of a merge (values,
- * children by name, the node cap and its "[other]", unnamed locations).
+ * children by name, the node cap and its "[other]", unnamed locations); OTLP
+ * requests converted to pprof (a profile's sample types, sent as one Profile
+ * each, joined into one pprof; what is not joined; a bad Profile alone).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +19,7 @@
 #include <string.h>
 
 #include "collector.h"
+#include "otlp_profiles_service.pb-c.h"
 
 #define expect_eq(a, b) do { \
 	long long a_ = (long long)(a), b_ = (long long)(b); \
@@ -470,6 +473,243 @@ static void test_flamegraph(void **state)
 	expect_eq(lp_flamegraph_value_index(&a.p, "2"), -EINVAL);
 }
 
+/* ---- OTLP requests -> pprof ------------------------------------------------------------------ */
+
+typedef Opentelemetry__Proto__Profiles__V1development__Profile OProfile;
+typedef Opentelemetry__Proto__Profiles__V1development__Sample OSample;
+
+/* A request with one scope of Profiles sharing one dictionary: functions spin
+ * and main, stack 1 = spin <- main, stack 2 = main, link 1 = trace T1. */
+#define OTLP_MAX 8
+struct otlp {
+	Opentelemetry__Proto__Collector__Profiles__V1development__ExportProfilesServiceRequest rq;
+	Opentelemetry__Proto__Profiles__V1development__ProfilesDictionary d;
+	Opentelemetry__Proto__Profiles__V1development__ResourceProfiles rp, *rpp;
+	Opentelemetry__Proto__Profiles__V1development__ScopeProfiles sc, *scp;
+	Opentelemetry__Proto__Profiles__V1development__Function fn[3], *fnp[3];
+	Opentelemetry__Proto__Profiles__V1development__Line ln[3], *lnp[3];
+	Opentelemetry__Proto__Profiles__V1development__Location loc[3], *locp[3];
+	Opentelemetry__Proto__Profiles__V1development__Stack st[3], *stp[3];
+	Opentelemetry__Proto__Profiles__V1development__Link lk[2], *lkp[2];
+	Opentelemetry__Proto__Profiles__V1development__ValueType vt[OTLP_MAX], period;
+	OProfile prof[OTLP_MAX], *profp[OTLP_MAX];
+	OSample s[4 * OTLP_MAX], *sp[4 * OTLP_MAX];
+	int64_t vals[4 * OTLP_MAX];
+	int32_t stacks[3][2];
+	uint8_t trace[16], span[8];
+	struct lp_otlp_result res;
+};
+
+static char *otlp_strs[] = { "", "samples", "count", "cpu", "nanoseconds", "spin", "main" };
+
+static void otlp_init(struct otlp *o)
+{
+	memset(o, 0, sizeof(*o));
+	opentelemetry__proto__profiles__v1development__profiles_dictionary__init(&o->d);
+	o->d.string_table = otlp_strs;
+	o->d.n_string_table = 7;
+	for (int i = 0; i < 3; i++) {       /* index 0 of every table: the zero value */
+		opentelemetry__proto__profiles__v1development__function__init(&o->fn[i]);
+		opentelemetry__proto__profiles__v1development__line__init(&o->ln[i]);
+		opentelemetry__proto__profiles__v1development__location__init(&o->loc[i]);
+		opentelemetry__proto__profiles__v1development__stack__init(&o->st[i]);
+		o->fnp[i] = &o->fn[i];
+		o->lnp[i] = &o->ln[i];
+		o->locp[i] = &o->loc[i];
+		o->stp[i] = &o->st[i];
+		if (!i)
+			continue;
+		o->fn[i].name_strindex = 4 + i;                    /* spin, main */
+		o->ln[i].function_index = i;
+		o->loc[i].lines = &o->lnp[i];
+		o->loc[i].n_lines = 1;
+		o->loc[i].address = 0x1000u * (unsigned)i;
+	}
+	o->stacks[1][0] = 1;
+	o->stacks[1][1] = 2;
+	o->stacks[2][0] = 2;
+	o->st[1].location_indices = o->stacks[1];
+	o->st[1].n_location_indices = 2;
+	o->st[2].location_indices = o->stacks[2];
+	o->st[2].n_location_indices = 1;
+	for (int i = 0; i < 2; i++) {
+		opentelemetry__proto__profiles__v1development__link__init(&o->lk[i]);
+		o->lkp[i] = &o->lk[i];
+	}
+	for (int i = 0; i < 16; i++)        /* T1 = 0123456789abcdef twice */
+		o->trace[i] = (uint8_t)(((2 * i % 16) << 4) | (2 * i + 1) % 16);
+	o->span[7] = 1;
+	o->lk[1].trace_id = (ProtobufCBinaryData){ 16, o->trace };
+	o->lk[1].span_id = (ProtobufCBinaryData){ 8, o->span };
+	o->d.function_table = o->fnp;
+	o->d.location_table = o->locp;
+	o->d.stack_table = o->stp;
+	o->d.link_table = o->lkp;
+	o->d.n_function_table = o->d.n_location_table = o->d.n_stack_table = 3;
+	o->d.n_link_table = 2;
+	opentelemetry__proto__profiles__v1development__value_type__init(&o->period);
+	o->period.type_strindex = 3;                               /* cpu/nanoseconds */
+	o->period.unit_strindex = 4;
+	opentelemetry__proto__profiles__v1development__scope_profiles__init(&o->sc);
+	o->sc.profiles = o->profp;
+	o->scp = &o->sc;
+	opentelemetry__proto__profiles__v1development__resource_profiles__init(&o->rp);
+	o->rp.scope_profiles = &o->scp;
+	o->rp.n_scope_profiles = 1;
+	o->rpp = &o->rp;
+	opentelemetry__proto__collector__profiles__v1development__export_profiles_service_request__init(&o->rq);
+	o->rq.resource_profiles = &o->rpp;
+	o->rq.n_resource_profiles = 1;
+	o->rq.dictionary = &o->d;
+}
+
+/* A Profile of sample type type/unit (string indexes) at time_s, period 10 ms
+ * of cpu; samples {stack, link, value}, up to a stack of 0. */
+static void otlp_profile(struct otlp *o, int32_t type, int32_t unit, uint64_t time_s,
+			 const int64_t (*smp)[3])
+{
+	OProfile *p = &o->prof[o->sc.n_profiles];
+	size_t n = 0;
+
+	opentelemetry__proto__profiles__v1development__profile__init(p);
+	opentelemetry__proto__profiles__v1development__value_type__init(&o->vt[o->sc.n_profiles]);
+	o->vt[o->sc.n_profiles].type_strindex = type;
+	o->vt[o->sc.n_profiles].unit_strindex = unit;
+	p->sample_type = &o->vt[o->sc.n_profiles];
+	p->period_type = &o->period;
+	p->period = 10000000;
+	p->time_unix_nano = time_s * 1000000000;
+	p->duration_nano = 10000000000;
+	for (n = 0; smp[n][0]; n++)
+		;
+	p->samples = &o->sp[4 * o->sc.n_profiles];
+	for (size_t i = 0; i < n; i++) {
+		OSample *s = &o->s[4 * o->sc.n_profiles + i];
+
+		opentelemetry__proto__profiles__v1development__sample__init(s);
+		s->stack_index = (int32_t)smp[i][0];
+		s->link_index = (int32_t)smp[i][1];
+		o->vals[4 * o->sc.n_profiles + i] = smp[i][2];
+		s->values = &o->vals[4 * o->sc.n_profiles + i];
+		s->n_values = 1;
+		p->samples[p->n_samples++] = s;
+	}
+	o->profp[o->sc.n_profiles++] = p;
+}
+
+static void otlp_convert(struct otlp *o)
+{
+	size_t len = opentelemetry__proto__collector__profiles__v1development__export_profiles_service_request__get_packed_size(&o->rq);
+	uint8_t *buf = malloc(len);
+
+	assert_non_null(buf);
+	opentelemetry__proto__collector__profiles__v1development__export_profiles_service_request__pack(&o->rq, buf);
+	expect_eq(lp_otlp_convert(buf, len, &o->res), 0);
+	free(buf);
+}
+
+/* The i-th converted profile, decoded and checked as ingest does. */
+static Profile *otlp_pprof(struct otlp *o, size_t i)
+{
+	Profile *p = NULL;
+	char why[160] = "";
+
+	expect_eq(lp_pprof_decode(o->res.profiles[i].pprof.data, o->res.profiles[i].pprof.len,
+				  1 << 20, &p, why, sizeof(why)), 0);
+	return p;
+}
+
+static void test_otlp_sample_types_joined(void **state)
+{
+	/* libprof's CPU profile: samples/count and cpu/nanoseconds, one Profile each */
+	static const int64_t counts[][3] = { { 1, 1, 3 }, { 2, 0, 1 }, { 0 } };
+	static const int64_t nanos[][3] = { { 1, 1, 30000000 }, { 2, 0, 10000000 },
+					    { 2, 1, 5000000 }, { 0 } };
+	struct lp_trace_total *t = NULL;
+	struct lp_pprof_info info;
+	struct otlp o;
+	Profile *p;
+	size_t n = 0;
+
+	(void)state;
+	otlp_init(&o);
+	otlp_profile(&o, 1, 2, 100, counts);
+	otlp_profile(&o, 3, 4, 100, nanos);
+	otlp_convert(&o);
+	expect_eq(o.res.n_profiles, 1);                     /* one pprof, as libprof writes */
+	expect_eq(o.res.profiles[0].n_sources, 2);
+	expect_eq(o.res.n_rejected, 0);
+	p = otlp_pprof(&o, 0);
+	expect_eq(p->n_sample_type, 2);
+	assert_string_equal(lp_pprof_str(p, p->sample_type[0]->type), "samples");
+	assert_string_equal(lp_pprof_str(p, p->sample_type[1]->type), "cpu");
+	lp_pprof_info(p, &info);
+	assert_string_equal(info.type, "cpu");
+	assert_string_equal(info.value_type, "cpu");        /* the default: cpu, not the count */
+	assert_string_equal(info.value_unit, "nanoseconds");
+	expect_eq(p->n_sample, 3);                          /* one per stack and link */
+	expect_eq(merged_value(p, "spin", "samples"), 3);
+	expect_eq(merged_value(p, "spin", "cpu"), 30000000);
+	expect_eq(merged_value(p, "main", "samples"), 1);   /* 0 where the count lacks one */
+	expect_eq(merged_value(p, "main", "cpu"), 15000000);
+	expect_eq(lp_pprof_trace_totals(p, info.value_index, &t, &n), 0);
+	expect_eq(n, 1);
+	assert_string_equal(t[0].trace_id, T1);
+	expect_eq(t[0].total, 35000000);                    /* nanoseconds only */
+	free(t);
+	lp_pprof_free(p);
+	lp_otlp_result_free(&o.res);
+
+	/* one samples/count Profile (OpenTelemetry's eBPF profiler): as before */
+	otlp_init(&o);
+	otlp_profile(&o, 1, 2, 100, counts);
+	otlp_convert(&o);
+	expect_eq(o.res.n_profiles, 1);
+	p = otlp_pprof(&o, 0);
+	expect_eq(p->n_sample_type, 1);
+	lp_pprof_info(p, &info);
+	assert_string_equal(info.type, "cpu");              /* from the period type */
+	assert_string_equal(info.value_type, "samples");
+	lp_pprof_free(p);
+	lp_otlp_result_free(&o.res);
+}
+
+static void test_otlp_what_is_not_joined(void **state)
+{
+	static const int64_t one[][3] = { { 1, 1, 3 }, { 0 } };
+	static const int64_t bad[][3] = { { 99, 0, 3 }, { 0 } };
+	struct otlp o;
+
+	(void)state;
+	/* two time ranges, then a sample type repeated: four pprofs */
+	otlp_init(&o);
+	otlp_profile(&o, 1, 2, 100, one);
+	otlp_profile(&o, 3, 4, 100, one);
+	otlp_profile(&o, 1, 2, 110, one);
+	otlp_profile(&o, 3, 4, 110, one);
+	otlp_profile(&o, 3, 4, 120, one);
+	otlp_profile(&o, 3, 4, 120, one);
+	otlp_convert(&o);
+	expect_eq(o.res.n_profiles, 4);
+	expect_eq(o.res.profiles[0].n_sources, 2);
+	expect_eq(o.res.profiles[1].n_sources, 2);
+	expect_eq(o.res.profiles[1].from_ns, 110000000000);
+	expect_eq(o.res.profiles[2].n_sources, 1);
+	expect_eq(o.res.profiles[3].n_sources, 1);
+	lp_otlp_result_free(&o.res);
+
+	/* a bad Profile is rejected alone: the good one of its group is kept */
+	otlp_init(&o);
+	otlp_profile(&o, 1, 2, 100, one);
+	otlp_profile(&o, 3, 4, 100, bad);
+	otlp_convert(&o);
+	expect_eq(o.res.n_profiles, 1);
+	expect_eq(o.res.profiles[0].n_sources, 1);
+	expect_eq(o.res.n_rejected, 1);
+	assert_string_equal(o.res.first_error, "stack index out of range");
+	lp_otlp_result_free(&o.res);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -481,6 +721,8 @@ int main(void)
 		cmocka_unit_test(test_type_and_trace_totals),
 		cmocka_unit_test(test_merge),
 		cmocka_unit_test(test_flamegraph),
+		cmocka_unit_test(test_otlp_sample_types_joined),
+		cmocka_unit_test(test_otlp_what_is_not_joined),
 	};
 
 	lp_log_level = LP_LOG_OFF;
