@@ -55,7 +55,7 @@ static void churn(void)
 static void hold(void)
 {
 	pthread_mutex_lock(&shared);
-	struct timespec ts = { 0, 10000000 };   /* 10 ms: concurrent requests do meet here */
+	struct timespec ts = { 0, 25000000 };   /* 25 ms: concurrent requests do meet here */
 	nanosleep(&ts, NULL);
 	pthread_mutex_unlock(&shared);
 }
