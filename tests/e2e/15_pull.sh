@@ -83,6 +83,21 @@ check "allocs: default sample type alloc_space" grep -q "^Type: alloc_space" "$W
 check "allocs: churn_alloc allocates" grep -q churn_alloc "$WORK/allocs.top"
 go tool pprof -top "$url/mutex" >"$WORK/mutex.top" 2>&1
 check "mutex: contend_lock waits" grep -q contend_lock "$WORK/mutex.top"
+# Go's semantics: allocs and mutex count since the program started, so two pulls
+# 3 s apart (the program some 6 s old at the first) differ by about 9/6, where
+# per-interval tables (LIBPROF_INTERVAL=1) would stay level.
+OUT=$WORK/allocs1.pb.gz status "$url/allocs" >/dev/null
+OUT=$WORK/mutex1.pb.gz status "$url/mutex" >/dev/null
+sleep 3
+OUT=$WORK/allocs2.pb.gz status "$url/allocs" >/dev/null
+OUT=$WORK/mutex2.pb.gz status "$url/mutex" >/dev/null
+a1=$(heap_cum alloc_space churn_alloc "$WORK/allocs1.pb.gz") a2=$(heap_cum alloc_space churn_alloc "$WORK/allocs2.pb.gz")
+m1=$(heap_cum contentions contend_lock "$WORK/mutex1.pb.gz") m2=$(heap_cum contentions contend_lock "$WORK/mutex2.pb.gz")
+say "allocs since start: $a1 then $a2 bytes; mutex: $m1 then $m2 contentions"
+check "allocs: cumulative since start (the later pull holds x1.2 at least)" \
+	awk -v a="$a1" -v b="$a2" 'BEGIN { exit !(a > 0 && b >= 1.2 * a) }'
+check "mutex: cumulative since start (the later pull holds x1.2 at least)" \
+	awk -v a="$m1" -v b="$m2" 'BEGIN { exit !(a > 0 && b >= 1.2 * a) }'
 curl -s -m 10 "$url/" >"$WORK/index.html"
 check "the index lists profile, heap, allocs and mutex" \
 	bash -c "grep -q 'href=\"profile\"' '$WORK/index.html' && grep -q 'href=\"heap\"' '$WORK/index.html' &&
