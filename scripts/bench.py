@@ -83,7 +83,7 @@ RSS_TARGET_MIB = 8.0
 HEAP_TARGET_PCT = 5.0
 PAIR_TARGET_NS = 10.0
 PAIR_SIZES = (32, 256)
-NO_SAMPLING_RATE = 1 << 30
+NO_SAMPLING_RATE = 1 << 30      # LIBPROF_HEAP_RATE's maximum: one sample per GiB
 # The heap table's workload runs with glibc's mmap and trim thresholds fixed, in
 # every configuration alike: with its dynamic thresholds, glibc trims and
 # regrows its heaps as the threads' frees happen to fall, and the page faults
@@ -91,7 +91,7 @@ NO_SAMPLING_RATE = 1 << 30
 # run-to-run noise (117k to 363k faults a run). Fixed, the workload spends its
 # time in its own work and the allocator's, a smaller denominator for the same
 # profiler cost. BENCH_HEAP_TUNABLES= (empty) runs it with glibc's defaults.
-HEAP_TUNABLES = "glibc.malloc.mmap_threshold=1048576:glibc.malloc.trim_threshold=268435456"      # LIBPROF_HEAP_RATE's maximum: one sample per GiB
+HEAP_TUNABLES = "glibc.malloc.mmap_threshold=1048576:glibc.malloc.trim_threshold=268435456"
 
 
 class BenchError(Exception):
