@@ -179,6 +179,8 @@ struct lp_sample *lp_ring_peek(void);
 void lp_ring_pop(void);
 /* Fraction of slots in use, 0..100. */
 unsigned lp_ring_fill_percent(void);
+/* Samples claimed since start (a running count): how fast the ring fills. */
+uint64_t lp_ring_claimed(void);
 /* Forget everything (forked child: producers of the parent are gone). */
 void lp_ring_reset(void);
 /* Reads and zeroes the drop counter of one kind. */

@@ -122,6 +122,11 @@ unsigned lp_ring_fill_percent(void)
 	return (unsigned)(used * 100 / (ring.mask + 1));
 }
 
+uint64_t lp_ring_claimed(void)
+{
+	return atomic_load_explicit(&ring.head, memory_order_relaxed);
+}
+
 uint64_t lp_ring_take_dropped(enum lp_sample_kind kind)
 {
 	return atomic_exchange(&ring.n_dropped[kind], 0);
