@@ -15,6 +15,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <link.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -306,6 +307,11 @@ static void log_own_cpu(void)
 	lp_log(LP_LOG_INFO, "exporter thread: %llu us CPU, %llu profiles written, %llu delivered",
 	       (unsigned long long)(cpu_ns / 1000), (unsigned long long)ex.n_written,
 	       (unsigned long long)lp_upload_delivered());
+	uint64_t fast, slow, rules;
+	lp_unwind_stats(&fast, &slow, &rules);
+	lp_log(LP_LOG_INFO, "unwinder: %llu stacks walked from cached frame rules, %llu by "
+	       "libunwind, %llu frame rules read", (unsigned long long)fast,
+	       (unsigned long long)slow, (unsigned long long)rules);
 }
 
 /*
@@ -358,6 +364,26 @@ static unsigned next_wait_ms(unsigned waited_ms, uint64_t *claimed)
 	return came > slots / 8 ? DRAIN_FAST_MS : DRAIN_MS;
 }
 
+static int read_subs(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	*(unsigned long long *)arg = info->dlpi_subs;
+	return 1;                   /* the counter is the same in every entry */
+}
+
+/* Code unloaded without libprof's dlclose (glibc's own unloading of gconv
+ * modules, say): the unwinder's cached frame rules of its addresses go. */
+static void watch_unloads(void)
+{
+	static unsigned long long seen;
+	unsigned long long subs = seen;
+	dl_iterate_phdr(read_subs, &subs);
+	if (subs != seen) {
+		seen = subs;
+		lp_unwind_forget();
+	}
+}
+
 static void *exporter_main(void *arg)
 {
 	(void)arg;
@@ -382,6 +408,7 @@ static void *exporter_main(void *arg)
 			end_interval(next_end);
 			next_end += (uint64_t)lp.cfg.opt_interval_ns;
 		}
+		watch_unloads();
 		drain(now);
 		if (ex.pull)
 			lp_pull_work(&pull_src, now, 0);

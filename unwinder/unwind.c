@@ -14,7 +14,7 @@
  *
  * Every function in this file is async-signal-safe except lp_unwind_init.
  */
-#include "unwinder.h"
+#include "internal.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -30,16 +30,6 @@
 extern int _Ux86_64_dwarf_search_unwind_table(unw_addr_space_t as, unw_word_t ip,
 					      unw_dyn_info_t *di, unw_proc_info_t *pi,
 					      int need_unwind_info, void *arg);
-
-#define N_OBJECTS 8
-
-struct walk {
-	const ucontext_t *uc;
-	uintptr_t stack_lo, stack_hi;
-	uintptr_t obj_lo[N_OBJECTS], obj_hi[N_OBJECTS];
-	int n_obj;
-	pid_t pid;
-};
 
 __thread int lp_unwinding __attribute__((tls_model("initial-exec")));
 
@@ -160,22 +150,30 @@ static int known_readable(const struct walk *w, uintptr_t a)
 	return 0;
 }
 
-static int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t *val, int write,
-		      void *arg)
+int lp_walk_read(const struct walk *w, uintptr_t addr, uint64_t *val)
 {
-	struct walk *w = arg;
-	(void)as;
-	if (write)
-		return -UNW_EINVAL;
 	if (addr < 4096)
-		return -UNW_EINVAL;
+		return -1;
 	if (known_readable(w, addr)) {
 		memcpy(val, (const void *)addr, sizeof(*val));
 		return 0;
 	}
 	struct iovec local = { val, sizeof(*val) }, remote = { (void *)addr, sizeof(*val) };
 	if (process_vm_readv(w->pid, &local, 1, &remote, 1, 0) != (ssize_t)sizeof(*val))
+		return -1;
+	return 0;
+}
+
+static int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t *val, int write,
+		      void *arg)
+{
+	(void)as;
+	if (write)
 		return -UNW_EINVAL;
+	uint64_t v;
+	if (lp_walk_read(arg, addr, &v) < 0)
+		return -UNW_EINVAL;
+	*val = v;
 	return 0;
 }
 
@@ -238,6 +236,10 @@ static int is_pipe(int fd)
 	return fd >= 0 && fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
 }
 
+enum { EXACT_LEAF = 1, LIBUNWIND_ONLY = 2 };
+static int capture(const ucontext_t *uc, uintptr_t stack_lo, uintptr_t stack_hi, int how,
+		   uint64_t *pcs, int max, int *truncated);
+
 /* One walk, for libunwind's one-time set-up (kept out of lp_unwind_init: getcontext). */
 static __attribute__((noinline)) void warm_up(void)
 {
@@ -245,7 +247,7 @@ static __attribute__((noinline)) void warm_up(void)
 	uint64_t pcs[4];
 	int trunc;
 	if (getcontext(&uc) == 0)
-		lp_unwind_capture(&uc, 0, 0, pcs, 4, &trunc);
+		capture(&uc, 0, 0, EXACT_LEAF | LIBUNWIND_ONLY, pcs, 4, &trunc);
 }
 
 int lp_unwind_init(void)
@@ -288,11 +290,14 @@ void lp_unwind_after_fork(void)
 	self_pid = getpid();
 }
 
-int lp_unwind_capture(const ucontext_t *uc, uintptr_t stack_lo, uintptr_t stack_hi,
-		      uint64_t *pcs, int max, int *truncated)
+/* The walk of lp_unwind_capture. EXACT_LEAF: uc's pc is an interrupted one, not
+ * a return address; LIBUNWIND_ONLY: no fast path (libunwind's set-up). */
+static int capture(const ucontext_t *uc, uintptr_t stack_lo, uintptr_t stack_hi,
+		   int how, uint64_t *pcs, int max, int *truncated)
 {
 	struct walk w;
 	unw_cursor_t cursor;
+	const greg_t *g = uc->uc_mcontext.gregs;
 	int n = 0;
 	*truncated = 0;
 	if (!addr_space || max <= 0)
@@ -302,10 +307,18 @@ int lp_unwind_capture(const ucontext_t *uc, uintptr_t stack_lo, uintptr_t stack_
 	w.stack_hi = stack_hi;
 	w.n_obj = 0;
 	w.pid = self_pid;
+	if (!(how & LIBUNWIND_ONLY)) {
+		n = lp_cfi_walk(&w, (uint64_t)g[REG_RIP], (uint64_t)g[REG_RSP],
+				(uint64_t)g[REG_RBP], how & EXACT_LEAF, pcs, max, truncated);
+		if (n >= 0)
+			return n;
+	}
+	n = 0;
+	*truncated = 0;
 	if (unw_init_remote(&cursor, addr_space, &w) < 0)
 		return 0;
 	lp_unwinding++;
-	pcs[n++] = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
+	pcs[n++] = (uint64_t)g[REG_RIP];
 	while (n < max) {
 		unw_word_t ip;
 		if (unw_step(&cursor) <= 0 || unw_get_reg(&cursor, UNW_REG_IP, &ip) < 0 || !ip)
@@ -316,6 +329,12 @@ int lp_unwind_capture(const ucontext_t *uc, uintptr_t stack_lo, uintptr_t stack_
 out:
 	lp_unwinding--;
 	return n;
+}
+
+int lp_unwind_capture(const ucontext_t *uc, uintptr_t stack_lo, uintptr_t stack_hi,
+		      uint64_t *pcs, int max, int *truncated)
+{
+	return capture(uc, stack_lo, stack_hi, EXACT_LEAF, pcs, max, truncated);
 }
 
 /*
@@ -354,7 +373,7 @@ int lp_unwind_capture_here(uintptr_t stack_lo, uintptr_t stack_hi, uint64_t *pcs
 	int n, skip = 0;
 	memset(&uc.uc_mcontext.gregs, 0, sizeof(uc.uc_mcontext.gregs));
 	lp_unwind_getregs(uc.uc_mcontext.gregs);
-	n = lp_unwind_capture(&uc, stack_lo, stack_hi, pcs, max, truncated);
+	n = capture(&uc, stack_lo, stack_hi, 0, pcs, max, truncated);
 	while (skip < n && pcs[skip] >= self_lo && pcs[skip] < self_hi)
 		skip++;
 	if (skip) {

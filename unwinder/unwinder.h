@@ -43,6 +43,17 @@ int lp_unwind_capture(const ucontext_t *uc, uintptr_t stack_lo, uintptr_t stack_
 int lp_unwind_capture_here(uintptr_t stack_lo, uintptr_t stack_hi, uint64_t *pcs, int max,
 			   int *truncated);
 
+/* Forgets every cached frame rule (cfi.c): code was unloaded, and other code
+ * may come to the same addresses. Async-signal-safe. */
+void lp_unwind_forget(void);
+
+/* Walks done from cached frame rules, walks handed to libunwind, and frame
+ * rules read from .eh_frame, since load. Async-signal-safe. */
+void lp_unwind_stats(uint64_t *fast_walks, uint64_t *slow_walks, uint64_t *rules_read);
+
+/* on = 0: every walk goes through libunwind (tests compare the two paths). */
+void lp_unwind_use_cache(int on);
+
 /* ---- mappings (maps.c) -------------------------------------------------------- */
 
 struct lp_mapping {

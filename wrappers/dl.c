@@ -11,6 +11,7 @@
 #include "wrappers.h"
 #include "internal.h"
 #include "../preload/preload.h"
+#include "../unwinder/unwinder.h"
 
 #include <dlfcn.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@ LP_EXPORT int dlclose(void *handle)
 		lp_dl_wrappers_init();
 	lp_self.in_loader++;
 	int rc = real_dlclose(handle);
+	lp_unwind_forget();         /* its code may be gone, other code may come there */
 	lp_self.in_loader--;
 	return rc;
 }
