@@ -190,10 +190,12 @@ struct reg_rule {
 	int64_t off;
 };
 
+enum { RULE_BP, RULE_SP, RULE_RA, N_RULES };   /* the registers the walk follows */
+
 struct row {
 	int cfa_reg;                /* -1: a DWARF expression */
 	int64_t cfa_off;
-	struct reg_rule bp, sp, ra;
+	struct reg_rule reg[N_RULES];
 };
 
 struct cie {
@@ -204,22 +206,22 @@ struct cie {
 	const uint8_t *insns, *insns_end;
 };
 
-/* The rule of reg in row, or NULL for registers the walk does not follow. */
-static struct reg_rule *reg_of(struct row *row, uint64_t reg)
+/* Where row keeps the rule of DWARF register reg, or -1 (not followed). */
+static int rule_index(uint64_t reg)
 {
 	switch (reg) {
-	case DW_RBP: return &row->bp;
-	case DW_RSP: return &row->sp;
-	case DW_RA: return &row->ra;
-	default: return NULL;
+	case DW_RBP: return RULE_BP;
+	case DW_RSP: return RULE_SP;
+	case DW_RA: return RULE_RA;
+	default: return -1;
 	}
 }
 
 static void set_rule(struct row *row, uint64_t reg, uint8_t how, int64_t off)
 {
-	struct reg_rule *rr = reg_of(row, reg);
-	if (rr)
-		*rr = (struct reg_rule){ how, off };
+	int i = rule_index(reg);
+	if (i >= 0)
+		row->reg[i] = (struct reg_rule){ how, off };
 }
 
 #define STATE_DEPTH 8
@@ -274,9 +276,9 @@ static int run_insns(struct rd *r, const struct cie *c, const struct row *init, 
 			goto restore;
 		case 0x07: set_rule(row, uleb(r), HOW_UNDEF, 0); continue;
 		case 0x08: set_rule(row, uleb(r), HOW_SAME, 0); continue;
-		case 0x09:                                      /* register */
+		case 0x09: case 0x14: case 0x15:                /* register, val_offset(_sf) */
 			reg = uleb(r);
-			uleb(r);
+			uleb(r);                                /* skips an sleb as well */
 			set_rule(row, reg, HOW_OTHER, 0);
 			continue;
 		case 0x0a:                                      /* remember_state */
@@ -313,16 +315,6 @@ static int run_insns(struct rd *r, const struct cie *c, const struct row *init, 
 			row->cfa_off = sleb(r) * c->data_align;
 			continue;
 		case 0x13: row->cfa_off = sleb(r) * c->data_align; continue;
-		case 0x14:                                      /* val_offset */
-			reg = uleb(r);
-			uleb(r);
-			set_rule(row, reg, HOW_OTHER, 0);
-			continue;
-		case 0x15:                                      /* val_offset_sf */
-			reg = uleb(r);
-			sleb(r);
-			set_rule(row, reg, HOW_OTHER, 0);
-			continue;
 		case 0x2e: uleb(r); continue;                   /* GNU_args_size */
 		case 0x2f:                                      /* GNU_negative_offset_extended */
 			reg = uleb(r);
@@ -337,10 +329,9 @@ advance:
 		loc += delta;
 		continue;
 restore: {
-			struct row first = *init;
-			struct reg_rule *to = reg_of(row, reg);
-			if (to)
-				*to = *reg_of(&first, reg);
+			int i = rule_index(reg);
+			if (i >= 0)
+				row->reg[i] = init->reg[i];
 			continue;
 		}
 	}
@@ -405,18 +396,26 @@ static int parse_cie(const uint8_t *p, const uint8_t *lo, const uint8_t *hi, str
 	return r.bad ? -1 : 0;
 }
 
+int lp_eh_table(const struct dl_find_object *fo, const uint8_t **table, uint64_t *count)
+{
+	const uint8_t *hdr = fo->dlfo_eh_frame, *hi = fo->dlfo_map_end;
+	if (!hdr || hi - hdr < 4 || hdr[0] != 1 || hdr[2] == PE_OMIT ||
+	    hdr[3] != (PE_DATAREL | PE_SDATA4))
+		return -1;
+	struct rd r = { hdr + 4, hi, 0 };
+	encoded(&r, hdr[1], 1, hdr);                    /* eh_frame_ptr */
+	*count = encoded(&r, hdr[2], 1, hdr);
+	*table = r.p;
+	return r.bad || !*count || (uint64_t)(hi - r.p) / 8 < *count ? -1 : 0;
+}
+
 /* The FDE covering pc, from .eh_frame_hdr's sorted table. */
 static const uint8_t *find_fde(uint64_t pc, const struct dl_find_object *fo)
 {
-	const uint8_t *hdr = fo->dlfo_eh_frame, *hi = fo->dlfo_map_end;
-	if (!hdr || hi - hdr < 4 || hdr[0] != 1 || hdr[3] != (PE_DATAREL | PE_SDATA4))
+	const uint8_t *hdr = fo->dlfo_eh_frame, *table;
+	uint64_t count;
+	if (lp_eh_table(fo, &table, &count) < 0)
 		return NULL;
-	struct rd r = { hdr + 4, hi, 0 };
-	encoded(&r, hdr[1], 1, hdr);                    /* eh_frame_ptr */
-	uint64_t count = encoded(&r, hdr[2], 1, hdr);
-	if (r.bad || hdr[2] == PE_OMIT || !count || (uint64_t)(hi - r.p) / 8 < count)
-		return NULL;
-	const uint8_t *table = r.p;
 	uint64_t lo_i = 0, hi_i = count;            /* the last entry with start <= pc */
 	while (hi_i - lo_i > 1) {
 		uint64_t mid = lo_i + (hi_i - lo_i) / 2;
@@ -470,14 +469,16 @@ static uint32_t compute_rule(uint64_t pc)
 	if (run_insns(&r, &c, &init, begin, pc, &row) < 0)
 		return CFA_SLOW;
 
-	if (row.ra.how == HOW_UNDEF)
+	const struct reg_rule *bp = &row.reg[RULE_BP], *sp = &row.reg[RULE_SP],
+			      *ra = &row.reg[RULE_RA];
+	if (ra->how == HOW_UNDEF)
 		return CFA_END;             /* the outermost frame (_start, a thread's start) */
-	if (row.ra.how != HOW_OFFSET || row.ra.off != -8 || row.sp.how != HOW_SAME ||
-	    (row.bp.how != HOW_SAME && row.bp.how != HOW_OFFSET) ||
+	if (ra->how != HOW_OFFSET || ra->off != -8 || sp->how != HOW_SAME ||
+	    (bp->how != HOW_SAME && bp->how != HOW_OFFSET) ||
 	    (row.cfa_reg != DW_RSP && row.cfa_reg != DW_RBP))
 		return CFA_SLOW;
 	return pack(row.cfa_reg == DW_RSP ? CFA_RSP : CFA_RBP, row.cfa_off,
-		    row.bp.how == HOW_OFFSET, row.bp.off);
+		    bp->how == HOW_OFFSET, bp->off);
 }
 
 static uint32_t rule_at(uint64_t pc, uint64_t gen)

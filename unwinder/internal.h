@@ -23,6 +23,13 @@ struct walk {
  * Async-signal-safe. */
 int lp_walk_read(const struct walk *w, uintptr_t addr, uint64_t *val);
 
+struct dl_find_object;
+
+/* The sorted table of fo's .eh_frame_hdr (entries of two datarel sdata4 words:
+ * a function's start, its FDE) and its length: 0, or -1 when it has none that
+ * can be searched. Async-signal-safe. */
+int lp_eh_table(const struct dl_find_object *fo, const uint8_t **table, uint64_t *count);
+
 /*
  * The fast walk (cfi.c): frame rules from the object's .eh_frame, read once per
  * pc and kept in a lock-free cache. Fills pcs like lp_unwind_capture, from the

@@ -1,5 +1,6 @@
 /*
- * Stack capture from a signal's ucontext, with libunwind's DWARF stepper driven
+ * Stack capture from a signal's ucontext: from cached frame rules (cfi.c) when
+ * they can walk the whole stack, else with libunwind's DWARF stepper driven
  * through an address space of our own (unw_create_addr_space):
  *
  *  - unwind tables are found with glibc's _dl_find_object, which glibc documents
@@ -37,60 +38,6 @@ static unw_addr_space_t addr_space;
 static pid_t self_pid;
 static uintptr_t self_lo, self_hi;     /* libprof's own mapping */
 
-/* DWARF pointer encodings used by .eh_frame_hdr. */
-enum { PE_ABSPTR = 0x00, PE_UDATA4 = 0x03, PE_SDATA4 = 0x0b, PE_UDATA8 = 0x04,
-       PE_SDATA8 = 0x0c, PE_PCREL = 0x10, PE_DATAREL = 0x30, PE_OMIT = 0xff };
-
-/* Reads one encoded value at *p (absptr, (s|u)data4/8, pcrel or datarel). */
-static int read_encoded(const unsigned char **p, unsigned char enc, uintptr_t hdr,
-			uint64_t *out)
-{
-	const unsigned char *q = *p;
-	int64_t v;
-	switch (enc & 0x0f) {
-	case PE_ABSPTR:
-	case PE_UDATA8:
-	case PE_SDATA8: {
-		uint64_t u;
-		memcpy(&u, q, 8);
-		v = (int64_t)u;
-		q += 8;
-		break;
-	}
-	case PE_UDATA4: {
-		uint32_t u;
-		memcpy(&u, q, 4);
-		v = u;
-		q += 4;
-		break;
-	}
-	case PE_SDATA4: {
-		int32_t s;
-		memcpy(&s, q, 4);
-		v = s;
-		q += 4;
-		break;
-	}
-	default:
-		return -1;
-	}
-	switch (enc & 0x70) {
-	case 0:
-		break;
-	case PE_PCREL:
-		v += (int64_t)(uintptr_t)*p;
-		break;
-	case PE_DATAREL:
-		v += (int64_t)hdr;
-		break;
-	default:
-		return -1;
-	}
-	*p = q;
-	*out = (uint64_t)v;
-	return 0;
-}
-
 static void remember_object(struct walk *w, uintptr_t lo, uintptr_t hi)
 {
 	for (int i = 0; i < w->n_obj; i++)
@@ -110,12 +57,9 @@ static int find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t *p
 		return -UNW_ENOINFO;
 	remember_object(w, (uintptr_t)fo.dlfo_map_start, (uintptr_t)fo.dlfo_map_end);
 
-	const unsigned char *hdr = fo.dlfo_eh_frame, *p = hdr + 4;
-	uint64_t eh_frame, fde_count;
-	if (hdr[0] != 1 || hdr[3] != (PE_DATAREL | PE_SDATA4) || hdr[2] == PE_OMIT)
-		return -UNW_ENOINFO;
-	if (read_encoded(&p, hdr[1], (uintptr_t)hdr, &eh_frame) < 0 ||
-	    read_encoded(&p, hdr[2], (uintptr_t)hdr, &fde_count) < 0)
+	const uint8_t *table;
+	uint64_t fde_count;
+	if (lp_eh_table(&fo, &table, &fde_count) < 0)
 		return -UNW_ENOINFO;
 
 	unw_dyn_info_t di;
@@ -123,8 +67,8 @@ static int find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t *p
 	di.format = UNW_INFO_FORMAT_REMOTE_TABLE;
 	di.start_ip = (unw_word_t)fo.dlfo_map_start;
 	di.end_ip = (unw_word_t)fo.dlfo_map_end;
-	di.u.rti.segbase = (unw_word_t)hdr;
-	di.u.rti.table_data = (unw_word_t)p;
+	di.u.rti.segbase = (unw_word_t)fo.dlfo_eh_frame;
+	di.u.rti.table_data = (unw_word_t)table;
 	di.u.rti.table_len = fde_count * 8 / sizeof(unw_word_t);
 	return _Ux86_64_dwarf_search_unwind_table(as, ip, &di, pi, need_unwind_info, arg);
 }
